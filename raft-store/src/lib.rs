@@ -1,0 +1,37 @@
+//! Raft storage for Raftka: every Raft group of a node lives in ONE RocksDB.
+//!
+//! The Raft log *is* the partition log. A produce batch is written once, as a Raft log entry in
+//! the `log` column family; applying it only assigns Kafka offsets and writes a small index row
+//! `(group, base_offset) -> raft index`. Fetches read record payloads straight out of the Raft
+//! log through that index. See `docs/storage.md` in the repository for the layout.
+//!
+//! Module map:
+//! - [`types`]: the openraft type configuration, commands and records;
+//! - [`store`]: the shared RocksDB handle, the poisoned flag and the group-commit syncer;
+//! - [`log_store`]: openraft's `RaftLogStorage` for one group;
+//! - [`partition_sm`]: the partition state machine (offset assignment, high watermark);
+//! - [`blob_sm`]: a small whole-state state machine, used by the metadata group;
+//! - [`reader`]: reading records by offset.
+//!
+//! Invariants:
+//! - An append is acknowledged to openraft only after a WAL fsync that covers it. One fsync
+//!   completes every append queued before it, across all groups (group commit).
+//! - A failed fsync poisons the store: every later write fails, nothing is retried.
+//! - Offsets are a pure function of the committed log prefix, so every replica agrees on them.
+
+pub mod blob_sm;
+pub mod codec;
+pub mod keys;
+pub mod log_store;
+pub mod partition_sm;
+pub mod reader;
+pub mod store;
+mod syncer;
+pub mod types;
+
+pub use blob_sm::{BlobState, BlobStateMachine};
+pub use log_store::LogStore;
+pub use partition_sm::{LogProgress, PartitionStateMachine};
+pub use reader::{FetchedRecord, PartitionReader, ReadLimits};
+pub use store::{Store, StoreError};
+pub use types::*;

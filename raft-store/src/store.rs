@@ -1,0 +1,217 @@
+//! The node's single RocksDB, shared by every Raft group, with its group-commit syncer.
+
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DBRecoveryMode, Options, WriteBatch, DB};
+
+use crate::keys::{self, ALL_CFS};
+use crate::syncer::{Syncer, SyncDone};
+use crate::types::GroupId;
+
+/// Errors of the storage layer as seen by the node (openraft itself gets `io::Error`).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// RocksDB refused to open or failed an operation.
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    /// An fsync failed earlier; the store refuses writes until the process restarts and recovers.
+    #[error("storage is poisoned after a failed fsync; restart the node")]
+    Poisoned,
+    /// Stored bytes did not decode.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// Any other I/O failure.
+    #[error("io: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl From<StoreError> for io::Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Io(e) => e,
+            other => io::Error::other(other.to_string()),
+        }
+    }
+}
+
+/// Counters that show how well group commit is working.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct StoreStats {
+    /// Appends (one per openraft `append` call) made durable.
+    pub appends_synced: u64,
+    /// WAL fsyncs issued by the syncer.
+    pub wal_syncs: u64,
+}
+
+struct Inner {
+    db: Arc<DB>,
+    poisoned: Arc<AtomicBool>,
+    syncer: Syncer,
+    appends_synced: Arc<AtomicU64>,
+    wal_syncs: Arc<AtomicU64>,
+}
+
+/// Cheap-to-clone handle on the node's RocksDB.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store under `dir`.
+    ///
+    /// # Errors
+    /// When RocksDB cannot open the directory (locked by another process, corrupt, no space).
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        // Recover to the last consistent point of the WAL: a torn tail from a crash is dropped,
+        // never replayed half-way. Everything acknowledged was fsynced before that point.
+        opts.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
+        opts.set_max_background_jobs(2);
+        opts.set_keep_log_file_num(3);
+        let cfs = ALL_CFS
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        let db = Arc::new(DB::open_cf_descriptors(&opts, dir, cfs)?);
+        let poisoned = Arc::new(AtomicBool::new(false));
+        let appends_synced = Arc::new(AtomicU64::new(0));
+        let wal_syncs = Arc::new(AtomicU64::new(0));
+        let syncer = Syncer::start(
+            db.clone(),
+            poisoned.clone(),
+            appends_synced.clone(),
+            wal_syncs.clone(),
+        )?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                poisoned,
+                syncer,
+                appends_synced,
+                wal_syncs,
+            }),
+        })
+    }
+
+    /// The raw database, for readers in this crate.
+    pub(crate) fn db(&self) -> &DB {
+        &self.inner.db
+    }
+
+    /// A column family handle. The families are created at open, so a miss is a bug.
+    pub(crate) fn cf(&self, name: &str) -> io::Result<&ColumnFamily> {
+        self.inner
+            .db
+            .cf_handle(name)
+            .ok_or_else(|| io::Error::other(format!("column family {name} missing")))
+    }
+
+    /// Whether a failed fsync has poisoned the store.
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.poisoned.load(Ordering::Acquire)
+    }
+
+    fn check_poisoned(&self) -> io::Result<()> {
+        if self.is_poisoned() {
+            return Err(StoreError::Poisoned.into());
+        }
+        Ok(())
+    }
+
+    /// Writes a batch without fsync. The data is readable at once and becomes durable with the
+    /// next WAL sync (group commit) or the next synced write, whichever comes first.
+    pub(crate) fn write_nosync(&self, batch: WriteBatch) -> io::Result<()> {
+        self.check_poisoned()?;
+        let mut wo = rocksdb::WriteOptions::default();
+        wo.set_sync(false);
+        self.inner.db.write_opt(batch, &wo).map_err(io::Error::other)
+    }
+
+    /// Writes a batch and fsyncs the WAL before returning (votes must be durable at once).
+    pub(crate) fn write_sync(&self, batch: WriteBatch) -> io::Result<()> {
+        self.check_poisoned()?;
+        let mut wo = rocksdb::WriteOptions::default();
+        wo.set_sync(true);
+        let res = self.inner.db.write_opt(batch, &wo).map_err(io::Error::other);
+        if res.is_err() {
+            // A failed synced write may have failed in fsync: never retry, poison.
+            self.inner.poisoned.store(true, Ordering::Release);
+        }
+        res
+    }
+
+    /// Queues `done` to run after the next WAL fsync, which covers every write made before this
+    /// call. One fsync serves every queued append of every group.
+    pub(crate) fn after_next_sync(&self, done: SyncDone) {
+        self.inner.syncer.enqueue(done);
+    }
+
+    /// Group-commit counters.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            appends_synced: self.inner.appends_synced.load(Ordering::Relaxed),
+            wal_syncs: self.inner.wal_syncs.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Deletes every row of `group` in every column family (topic deletion). Synced, so that a
+    /// deleted group does not come back after a crash.
+    ///
+    /// # Errors
+    /// On RocksDB failure or a poisoned store.
+    pub fn drop_group(&self, group: GroupId) -> io::Result<()> {
+        let mut batch = WriteBatch::default();
+        let (lo, hi) = keys::group_range(group);
+        for name in [keys::CF_LOG, keys::CF_RAFT, keys::CF_SM, keys::CF_OFFSETS] {
+            batch.delete_range_cf(self.cf(name)?, lo, hi);
+        }
+        batch.delete_cf(self.cf(keys::CF_SNAPSHOT)?, keys::group_key(group));
+        self.write_sync(batch)
+    }
+
+    /// Flushes memtables to SST files (used on graceful shutdown to shorten the next recovery).
+    ///
+    /// # Errors
+    /// On RocksDB failure.
+    pub fn flush(&self) -> io::Result<()> {
+        for name in ALL_CFS {
+            self.inner
+                .db
+                .flush_cf(self.cf(name)?)
+                .map_err(io::Error::other)?;
+        }
+        Ok(())
+    }
+
+    /// The ids of every group that has any Raft state on this node.
+    ///
+    /// # Errors
+    /// On RocksDB failure.
+    pub fn groups_with_state(&self) -> io::Result<Vec<GroupId>> {
+        let mut out = Vec::new();
+        let it = self
+            .inner
+            .db
+            .iterator_cf(self.cf(keys::CF_RAFT)?, rocksdb::IteratorMode::Start);
+        for item in it {
+            let (k, _) = item.map_err(io::Error::other)?;
+            if let Some((g, _)) = keys::parse_key(&k) {
+                if out.last() != Some(&g) {
+                    out.push(g);
+                }
+            }
+        }
+        Ok(out)
+    }
+}

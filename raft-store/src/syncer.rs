@@ -1,0 +1,94 @@
+//! Group commit: one thread per node fsyncs the RocksDB WAL once for every batch of queued
+//! appends, across all Raft groups, then completes their callbacks.
+//!
+//! Ordering argument: an append writes its entries (unsynced) *before* it enqueues its callback.
+//! The syncer dequeues callbacks and only then calls `flush_wal(true)`, so that fsync covers
+//! every write whose callback it completes. The WAL is a single ordered stream, so syncing it
+//! also makes every earlier unsynced write durable.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender};
+use rocksdb::DB;
+
+/// A completion to run once the WAL has been fsynced (or the fsync failed).
+pub(crate) type SyncDone = Box<dyn FnOnce(io::Result<()>) + Send>;
+
+pub(crate) struct Syncer {
+    tx: Sender<SyncDone>,
+}
+
+impl Syncer {
+    pub(crate) fn start(
+        db: Arc<DB>,
+        poisoned: Arc<AtomicBool>,
+        appends: Arc<AtomicU64>,
+        syncs: Arc<AtomicU64>,
+    ) -> io::Result<Self> {
+        // Unbounded on purpose: every item is one in-flight openraft append, and openraft bounds
+        // those per group; blocking the Raft core here would stall elections instead.
+        let (tx, rx) = crossbeam_channel::unbounded::<SyncDone>();
+        std::thread::Builder::new()
+            .name("raftka-wal-syncer".into())
+            .spawn(move || run(db, rx, poisoned, appends, syncs))?;
+        Ok(Self { tx })
+    }
+
+    pub(crate) fn enqueue(&self, done: SyncDone) {
+        if let Err(e) = self.tx.send(done) {
+            // The syncer thread is gone (store dropping). Fail the append rather than ack it.
+            (e.0)(Err(io::Error::other("wal syncer stopped")));
+        }
+    }
+}
+
+fn run(
+    db: Arc<DB>,
+    rx: Receiver<SyncDone>,
+    poisoned: Arc<AtomicBool>,
+    appends: Arc<AtomicU64>,
+    syncs: Arc<AtomicU64>,
+) {
+    let mut pending: Vec<SyncDone> = Vec::with_capacity(256);
+    // `recv` fails only when every sender is dropped: the store is closing.
+    while let Ok(first) = rx.recv() {
+        pending.push(first);
+        pending.extend(rx.try_iter());
+        let result = if poisoned.load(Ordering::Acquire) {
+            Err(io::Error::other("storage poisoned by an earlier fsync failure"))
+        } else {
+            sync_wal(&db)
+        };
+        match &result {
+            Ok(()) => {
+                syncs.fetch_add(1, Ordering::Relaxed);
+                appends.fetch_add(pending.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                // Never retry a failed fsync: the kernel may have dropped the dirty pages.
+                poisoned.store(true, Ordering::Release);
+                tracing::error!(error = %e, "WAL fsync failed; store poisoned");
+            }
+        }
+        for done in pending.drain(..) {
+            let r = match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+            };
+            done(r);
+        }
+    }
+}
+
+#[cfg(not(feature = "canary-skip-fsync"))]
+fn sync_wal(db: &DB) -> io::Result<()> {
+    db.flush_wal(true).map_err(io::Error::other)
+}
+
+/// Canary for the fault harness: acknowledges appends without making them durable.
+#[cfg(feature = "canary-skip-fsync")]
+fn sync_wal(_db: &DB) -> io::Result<()> {
+    Ok(())
+}

@@ -1,0 +1,303 @@
+//! Recovery of a real single-node Raft group on the RocksDB store: reopen after an unclean
+//! stop, a torn WAL tail, and restart after a purge. Also checks that group commit shares one
+//! fsync among many appends.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use openraft::errors::{RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::v2::RaftNetworkV2;
+use openraft::network::{RPCOption, RaftNetworkFactory};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::type_config::alias::{SnapshotOf, VoteOf};
+use openraft::{impls::BasicNode, OptionalSend};
+use raft_store::reader::ReadLimits;
+use raft_store::{
+    ApplyResult, Command, LogProgress, LogStore, PartitionReader, PartitionStateMachine, Record, RecordBatch,
+    Store, TypeConfig, ValueKind,
+};
+use tokio::sync::watch;
+
+#[derive(Debug, thiserror::Error)]
+#[error("single-node test network")]
+struct NoPeers;
+
+struct NoNetwork;
+struct NoClient;
+
+impl RaftNetworkFactory<TypeConfig> for NoNetwork {
+    type Network = NoClient;
+    async fn new_client(&mut self, _t: u64, _n: &BasicNode) -> NoClient {
+        NoClient
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for NoClient {
+    type SnapshotData = Vec<u8>;
+    async fn append_entries(
+        &mut self,
+        _r: AppendEntriesRequest<TypeConfig>,
+        _o: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        Err(RPCError::Unreachable(Unreachable::new(&NoPeers)))
+    }
+    async fn vote(&mut self, _r: VoteRequest<TypeConfig>, _o: RPCOption) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        Err(RPCError::Unreachable(Unreachable::new(&NoPeers)))
+    }
+    async fn full_snapshot(
+        &mut self,
+        _v: VoteOf<TypeConfig>,
+        _s: SnapshotOf<TypeConfig, Vec<u8>>,
+        _c: impl Future<Output = ReplicationClosed> + OptionalSend + 'static,
+        _o: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        Err(StreamingError::Unreachable(Unreachable::new(&NoPeers)))
+    }
+}
+
+type PRaft = raft_store::Raft<PartitionStateMachine>;
+
+struct Group {
+    raft: PRaft,
+    progress: watch::Receiver<LogProgress>,
+    reader: PartitionReader,
+}
+
+fn config() -> Arc<openraft::Config> {
+    Arc::new(
+        openraft::Config {
+            heartbeat_interval: 50,
+            election_timeout_min: 150,
+            election_timeout_max: 300,
+            snapshot_policy: openraft::SnapshotPolicy::Never,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap(),
+    )
+}
+
+async fn open_group(store: &Store, group: u64) -> Group {
+    let (sm, progress) = PartitionStateMachine::open(store.clone(), group).unwrap();
+    let raft = PRaft::new(1, config(), NoNetwork, LogStore::new(store.clone(), group), sm)
+        .await
+        .unwrap();
+    if !raft.is_initialized().await.unwrap() {
+        let mut m = BTreeMap::new();
+        m.insert(1u64, BasicNode { addr: "local".into() });
+        raft.initialize(m).await.unwrap();
+    }
+    raft.wait(Some(Duration::from_secs(10)))
+        .state(openraft::ServerState::Leader, "leader")
+        .await
+        .unwrap();
+    Group { raft, progress, reader: PartitionReader::new(store.clone(), group) }
+}
+
+fn batch(group: u64, start: u64, n: u64) -> RecordBatch {
+    RecordBatch {
+        records: (start..start + n)
+            .map(|i| Record {
+                timestamp_ms: i as i64,
+                key: Some(Bytes::from(format!("k{}", i % 7))),
+                value: Bytes::from(format!("{{\"g\":{group},\"v\":{i}}}")),
+                value_kind: ValueKind::Json,
+                headers: vec![],
+            })
+            .collect(),
+    }
+}
+
+async fn produce(g: &Group, group: u64, start: u64, n: u64) -> u64 {
+    let resp = g.raft.client_write(Command::Produce(batch(group, start, n))).await.unwrap();
+    match resp.data {
+        ApplyResult::Produced { base_offset, count } => {
+            assert_eq!(count as u64, n);
+            base_offset
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn read_all(g: &Group) -> Vec<(u64, String)> {
+    let hw = g.progress.borrow().high_watermark;
+    let lim = ReadLimits { max_records: usize::MAX, max_bytes: usize::MAX };
+    let start = g.progress.borrow().log_start_offset;
+    g.reader
+        .read(start, hw, lim)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.offset, String::from_utf8(r.record.value.to_vec()).unwrap()))
+        .collect()
+}
+
+async fn wait_hw(g: &Group, hw: u64) {
+    let mut p = g.progress.clone();
+    tokio::time::timeout(Duration::from_secs(10), p.wait_for(|x| x.high_watermark >= hw))
+        .await
+        .expect("hw reached in time")
+        .unwrap();
+}
+
+async fn close(g: Group) {
+    g.raft.shutdown().await.unwrap();
+}
+
+async fn reopen(dir: &Path) -> Store {
+    // The syncer thread may still hold the previous DB for a moment.
+    for _ in 0..100 {
+        match Store::open(dir) {
+            Ok(s) => return s,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    Store::open(dir).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_records_survive_unclean_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected;
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let g = open_group(&store, 5).await;
+        let mut offsets = vec![];
+        for i in 0..20 {
+            offsets.push(produce(&g, 5, i * 10, 10).await);
+        }
+        assert_eq!(offsets, (0..20).map(|i| i * 10).collect::<Vec<_>>(), "dense batch offsets");
+        expected = read_all(&g);
+        assert_eq!(expected.len(), 200);
+        // No flush, no graceful close of RocksDB: only the WAL carries the data.
+        close(g).await;
+    }
+    let store = reopen(dir.path()).await;
+    let g = open_group(&store, 5).await;
+    wait_hw(&g, 200).await;
+    assert_eq!(read_all(&g), expected);
+    // New writes continue densely.
+    assert_eq!(produce(&g, 5, 200, 5).await, 200);
+    close(g).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn torn_wal_tail_recovers_to_a_consistent_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let g = open_group(&store, 9).await;
+        for i in 0..30 {
+            produce(&g, 9, i * 3, 3).await;
+        }
+        close(g).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Tear the newest WAL file: cut its last 100 bytes, as a crash mid-write would.
+    let mut wals: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    wals.sort();
+    let wal = wals.last().expect("a WAL file").clone();
+    let len = std::fs::metadata(&wal).unwrap().len();
+    assert!(len > 100, "wal has data");
+    let f = std::fs::OpenOptions::new().write(true).open(&wal).unwrap();
+    f.set_len(len - 100).unwrap();
+    drop(f);
+
+    let store = reopen(dir.path()).await;
+    let g = open_group(&store, 9).await;
+    let got = read_all(&g);
+    // A prefix of what was written, with dense offsets and the original values.
+    assert!(!got.is_empty());
+    for (i, (off, v)) in got.iter().enumerate() {
+        assert_eq!(*off, i as u64);
+        assert_eq!(v, &format!("{{\"g\":9,\"v\":{i}}}"));
+    }
+    let next = produce(&g, 9, 1000, 1).await;
+    assert_eq!(next, got.len() as u64, "new writes follow the recovered prefix");
+    close(g).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_after_purge_keeps_the_retained_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let purged_upto;
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let g = open_group(&store, 3).await;
+        for i in 0..10 {
+            produce(&g, 3, i * 4, 4).await;
+        }
+        g.raft.trigger().snapshot().await.unwrap();
+        let m = g.raft.wait(Some(Duration::from_secs(10)));
+        let snap = m.metrics(|m| m.snapshot.is_some(), "snapshot built").await.unwrap();
+        purged_upto = snap.snapshot.unwrap().index();
+        g.raft.trigger().purge_log(purged_upto).await.unwrap();
+        g.raft
+            .wait(Some(Duration::from_secs(10)))
+            .metrics(|m| m.purged.as_ref().is_some_and(|p| p.index() >= purged_upto), "purged")
+            .await
+            .unwrap();
+        for i in 10..15 {
+            produce(&g, 3, i * 4, 4).await;
+        }
+        close(g).await;
+    }
+    let store = reopen(dir.path()).await;
+    let mut log = LogStore::new(store.clone(), 3);
+    use openraft::storage::RaftLogStorage;
+    let state = log.get_log_state().await.unwrap();
+    assert!(state.last_purged_log_id.as_ref().is_some_and(|l| l.index() >= purged_upto));
+    let g = open_group(&store, 3).await;
+    wait_hw(&g, 60).await;
+    assert_eq!(g.progress.borrow().high_watermark, 60);
+    // Records written after the purge point are readable at their offsets.
+    let hw = g.progress.borrow().high_watermark;
+    let lim = ReadLimits { max_records: 1000, max_bytes: usize::MAX };
+    let tail = g.reader.read(40, hw, lim).unwrap();
+    assert_eq!(tail.iter().map(|r| r.offset).collect::<Vec<_>>(), (40..60).collect::<Vec<_>>());
+    assert_eq!(produce(&g, 3, 60, 1).await, 60);
+    close(g).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_shares_fsyncs_across_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut groups = vec![];
+    for gid in 1..=8u64 {
+        groups.push(Arc::new(open_group(&store, gid).await));
+    }
+    let before = store.stats();
+    let mut tasks = vec![];
+    for (i, g) in groups.iter().enumerate() {
+        let g = g.clone();
+        let gid = i as u64 + 1;
+        tasks.push(tokio::spawn(async move {
+            for j in 0..25 {
+                produce(&g, gid, j, 1).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let after = store.stats();
+    let appends = after.appends_synced - before.appends_synced;
+    let syncs = after.wal_syncs - before.wal_syncs;
+    assert!(appends >= 200, "appends {appends}");
+    assert!(syncs < appends, "group commit: {syncs} fsyncs for {appends} appends");
+    for g in groups {
+        match Arc::try_unwrap(g) {
+            Ok(g) => close(g).await,
+            Err(_) => panic!("group still shared"),
+        }
+    }
+}
