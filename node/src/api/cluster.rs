@@ -1,0 +1,54 @@
+//! Cluster status and health endpoints.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use futures::future::join_all;
+use serde_json::json;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::node::Node;
+
+/// `GET /v1/cluster`: nodes, the metadata leader, and every partition's leader and replicas.
+pub async fn cluster(State(node): State<Node>) -> impl IntoResponse {
+    let meta = node.metadata();
+    let nodes: Vec<_> = node
+        .inner
+        .transport
+        .peers()
+        .iter()
+        .map(|(id, addr)| json!({"id": id, "address": addr, "alive": node.is_alive(*id)}))
+        .collect();
+    let groups: Vec<_> = meta.all_groups().map(|(t, i, p)| (t.name.clone(), i, p.clone())).collect();
+    let statuses = join_all(groups.iter().map(|(_, _, p)| node.partition_status(p.group, &p.replicas))).await;
+    let partitions: Vec<_> = groups
+        .iter()
+        .zip(statuses)
+        .map(|((t, i, p), s)| {
+            json!({"topic": t, "partition": i, "leader": s.leader, "replicas": p.replicas,
+                   "high_watermark": s.high_watermark, "log_start_offset": s.log_start_offset})
+        })
+        .collect();
+    Json(json!({
+        "node_id": node.id(),
+        "metadata_leader": node.meta_leader(),
+        "nodes": nodes,
+        "partitions": partitions,
+        "storage": node.store().stats(),
+    }))
+}
+
+/// `GET /healthz`: the process serves.
+pub async fn healthz(State(node): State<Node>) -> impl IntoResponse {
+    (StatusCode::OK, Json(json!({"status": "ok", "node_id": node.id()})))
+}
+
+/// `GET /readyz`: a metadata leader is known and local partitions are open.
+pub async fn readyz(State(node): State<Node>) -> Result<impl IntoResponse, ApiError> {
+    if node.is_ready() {
+        Ok(Json(json!({"status": "ready", "node_id": node.id()})))
+    } else {
+        Err(ApiError::new(ErrorCode::NotReady, "the node is not ready: no metadata leader yet, or shutting down"))
+    }
+}

@@ -1,0 +1,67 @@
+//! The public HTTP API (v1), with one JSON error shape for every failure.
+
+pub mod cluster;
+pub mod extract;
+pub mod fetch;
+pub mod produce;
+pub mod topics;
+pub mod types;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use tracing::Instrument;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::node::Node;
+
+static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// The public router.
+pub fn router(node: Node) -> Router {
+    let body_limit = node.config().max_request_bytes;
+    Router::new()
+        .route("/v1/topics", get(topics::list).post(topics::create))
+        .route("/v1/topics/{topic}", get(topics::get).delete(topics::delete))
+        .route("/v1/topics/{topic}/records", axum::routing::post(produce::produce))
+        .route("/v1/topics/{topic}/partitions/{partition}/records", get(fetch::records))
+        .route("/v1/topics/{topic}/partitions/{partition}/offsets", get(fetch::offsets))
+        .route("/v1/cluster", get(cluster::cluster))
+        .route("/healthz", get(cluster::healthz))
+        .route("/readyz", get(cluster::readyz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(node)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::RouteNotFound, "no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this endpoint")
+}
+
+/// Wraps each request in a `request` span with an id, echoed in `x-request-id`.
+pub async fn request_span(req: Request, next: Next) -> Response {
+    let id = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = id);
+    let mut resp = next.run(req).instrument(span).await;
+    if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+/// The full application: public API plus the secret-guarded internal routes.
+pub fn app(node: Node) -> Router {
+    router(node.clone())
+        .merge(crate::raft::rpc::router(node))
+        .layer(middleware::from_fn(request_span))
+}

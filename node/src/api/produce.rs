@@ -1,0 +1,201 @@
+//! `POST /v1/topics/{t}/records`: validate, partition, replicate, reply with offsets.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use bytes::Bytes;
+use futures::future::join_all;
+use raft_store::{Record, RecordBatch, ValueKind};
+use serde_json::json;
+use tracing::Instrument;
+
+use super::extract::ApiJson;
+use super::types::{ProduceRecord, ProduceRequest, RecordOffset};
+use crate::error::{ApiError, ErrorCode, Outcome};
+use crate::node::Node;
+use crate::partitioner::partition_for_key;
+
+/// Most records in one produce request.
+pub const MAX_RECORDS_PER_REQUEST: usize = 10_000;
+/// Longest accepted key, in bytes.
+pub const MAX_KEY_BYTES: usize = 16 * 1024;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn invalid(i: usize, msg: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorCode::InvalidRecord, format!("record {i}: {msg}")).for_write()
+}
+
+/// Turns one request record into a stored record, or says what is wrong with it.
+fn to_record(i: usize, r: ProduceRecord, now: i64, max_record_bytes: usize) -> Result<Record, ApiError> {
+    let (value, value_kind) = match (r.value, r.value_base64) {
+        (Some(v), None) => (Bytes::from(v.get().to_owned()), ValueKind::Json),
+        (None, Some(b)) => (
+            Bytes::from(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.as_bytes())
+                    .map_err(|e| invalid(i, format!("value_base64 is not valid base64: {e}")))?,
+            ),
+            ValueKind::Binary,
+        ),
+        (None, None) => return Err(invalid(i, "missing 'value' (or 'value_base64')")),
+        (Some(_), Some(_)) => return Err(invalid(i, "give either 'value' or 'value_base64', not both")),
+    };
+    if let Some(k) = &r.key {
+        if k.len() > MAX_KEY_BYTES {
+            return Err(invalid(i, format!("key is longer than {MAX_KEY_BYTES} bytes")));
+        }
+    }
+    let record = Record {
+        timestamp_ms: r.timestamp_ms.unwrap_or(now),
+        key: r.key.map(|k| Bytes::from(k.into_bytes())),
+        value,
+        value_kind,
+        headers: r
+            .headers
+            .into_iter()
+            .map(|(k, v)| (k, Bytes::from(v.into_bytes())))
+            .collect(),
+    };
+    if record.approx_size() > max_record_bytes {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("record {i} is larger than the {max_record_bytes}-byte record limit"),
+        )
+        .for_write());
+    }
+    Ok(record)
+}
+
+/// `POST /v1/topics/{t}/records`.
+pub async fn produce(
+    State(node): State<Node>,
+    Path(topic_name): Path<String>,
+    ApiJson(req): ApiJson<ProduceRequest>,
+) -> Result<Response, ApiError> {
+    if req.records.is_empty() {
+        return Err(ApiError::new(ErrorCode::EmptyBatch, "the request holds no records").for_write());
+    }
+    if req.records.len() > MAX_RECORDS_PER_REQUEST {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("at most {MAX_RECORDS_PER_REQUEST} records per request"),
+        )
+        .for_write());
+    }
+    let topic = node.topic(&topic_name).await.map_err(ApiError::for_write)?;
+    let n = topic.partitions.len() as u32;
+    let now = now_ms();
+    let max_record_bytes = node.config().max_record_bytes;
+
+    // Validate everything before writing anything: a bad record fails the whole request.
+    let mut placement = Vec::with_capacity(req.records.len());
+    let mut batches: BTreeMap<u32, RecordBatch> = BTreeMap::new();
+    for (i, r) in req.records.into_iter().enumerate() {
+        let partition = match (r.partition, r.key.as_deref()) {
+            (Some(p), _) if p < 0 || p >= i64::from(n) => {
+                return Err(ApiError::new(
+                    ErrorCode::PartitionNotFound,
+                    format!("record {i}: partition {p} does not exist (topic has {n})"),
+                )
+                .for_write())
+            }
+            (Some(p), _) => p as u32,
+            (None, Some(k)) => partition_for_key(k.as_bytes(), n),
+            (None, None) => (node.next_round_robin() % u64::from(n)) as u32,
+        };
+        let record = to_record(i, r, now, max_record_bytes)?;
+        let batch = batches.entry(partition).or_default();
+        placement.push((partition, batch.records.len() as u64));
+        batch.records.push(record);
+    }
+
+    let results = join_all(batches.into_iter().map(|(p, batch)| {
+        let meta = &topic.partitions[p as usize];
+        let span = tracing::debug_span!("partition", topic = %topic.name, partition = p);
+        let node = node.clone();
+        async move { (p, node.produce(meta.group, &meta.replicas, batch).await) }
+            .instrument(span)
+    }))
+    .await;
+    let outcome: BTreeMap<u32, Result<u64, ApiError>> = results.into_iter().collect();
+
+    let offsets: Vec<RecordOffset> = placement
+        .iter()
+        .map(|(p, i)| match outcome.get(p) {
+            Some(Ok(base)) => RecordOffset { partition: *p, offset: Some(base + i), error_code: None, error: None },
+            Some(Err(e)) => RecordOffset {
+                partition: *p,
+                offset: None,
+                error_code: Some(e.code.number()),
+                error: Some(e.code.name().to_string()),
+            },
+            None => RecordOffset { partition: *p, offset: None, error_code: None, error: None },
+        })
+        .collect();
+    let failures: Vec<&ApiError> = outcome.values().filter_map(|r| r.as_ref().err()).collect();
+    let Some(first) = failures.first() else {
+        return Ok(Json(json!({ "offsets": offsets })).into_response());
+    };
+    // Some partitions failed. The request is `not_applied` only if nothing was written and
+    // every failure is itself `not_applied`; otherwise a blind retry could duplicate records.
+    let any_written = outcome.values().any(|r| r.is_ok());
+    let all_not_applied = failures.iter().all(|e| e.is_not_applied());
+    let mut err = (*first).clone();
+    err.outcome = Some(if !any_written && all_not_applied { Outcome::NotApplied } else { Outcome::Unknown });
+    if any_written {
+        err.message = format!("some partitions failed: {}", err.message);
+    }
+    let mut body = err.body();
+    body["offsets"] = json!(offsets);
+    Ok((err.code.status(), Json(body)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(json: &str) -> ProduceRecord {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn json_value_is_kept_verbatim() {
+        let r = to_record(0, rec(r#"{"key":"k","value":{"a": [1, 2]}}"#), 5, 1 << 20).unwrap();
+        assert_eq!(&r.value[..], br#"{"a": [1, 2]}"#);
+        assert_eq!(r.value_kind, ValueKind::Json);
+        assert_eq!(r.timestamp_ms, 5);
+    }
+
+    #[test]
+    fn null_value_is_a_value_and_missing_value_is_an_error() {
+        let r = to_record(0, rec(r#"{"value":null}"#), 0, 1 << 20).unwrap();
+        assert_eq!(&r.value[..], b"null");
+        let e = to_record(0, rec(r#"{"key":"k"}"#), 0, 1 << 20).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRecord);
+    }
+
+    #[test]
+    fn base64_values_decode_and_bad_base64_is_rejected() {
+        let r = to_record(0, rec(r#"{"value_base64":"AAEC"}"#), 0, 1 << 20).unwrap();
+        assert_eq!(&r.value[..], &[0, 1, 2]);
+        assert_eq!(r.value_kind, ValueKind::Binary);
+        assert_eq!(to_record(0, rec(r#"{"value_base64":"!!"}"#), 0, 1 << 20).unwrap_err().code, ErrorCode::InvalidRecord);
+        assert_eq!(to_record(0, rec(r#"{"value":1,"value_base64":"AA=="}"#), 0, 1 << 20).unwrap_err().code, ErrorCode::InvalidRecord);
+    }
+
+    #[test]
+    fn oversized_record_is_413() {
+        let e = to_record(0, rec(r#"{"value":"0123456789012345678901234567890123456789"}"#), 0, 20).unwrap_err();
+        assert_eq!(e.code, ErrorCode::PayloadTooLarge);
+        assert_eq!(e.outcome, Some(Outcome::NotApplied));
+    }
+}

@@ -1,0 +1,199 @@
+//! Topic administration: create, list, describe, delete.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use futures::future::join_all;
+use serde_json::json;
+
+use super::extract::ApiJson;
+use super::types::{CreateTopicRequest, PartitionDescription, TopicDescription};
+use crate::cluster::metadata::{MetaCommand, MetaResponse, TopicMeta};
+use crate::error::{ApiError, ErrorCode};
+use crate::node::Node;
+
+/// Most partitions one topic may have.
+pub const MAX_PARTITIONS: u32 = 1024;
+/// Topic configs Raftka knows, with their validation.
+const KNOWN_CONFIGS: [&str; 4] = ["retention.ms", "retention.bytes", "max.message.bytes", "cleanup.policy"];
+
+/// Kafka's topic-name rules: 1–249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::InvalidTopic,
+            format!("invalid topic name '{name}': use 1-249 characters of [a-zA-Z0-9._-]"),
+        ))
+    }
+}
+
+fn validate_configs(raw: &BTreeMap<String, serde_json::Value>) -> Result<BTreeMap<String, String>, ApiError> {
+    let mut out = BTreeMap::new();
+    for (k, v) in raw {
+        if !KNOWN_CONFIGS.contains(&k.as_str()) {
+            return Err(ApiError::new(ErrorCode::InvalidTopic, format!("unknown topic config '{k}'")));
+        }
+        let s = match v {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => return Err(ApiError::new(ErrorCode::InvalidTopic, format!("config '{k}' must be a string or number"))),
+        };
+        if k == "cleanup.policy" {
+            if s != "delete" {
+                return Err(ApiError::new(ErrorCode::InvalidTopic, "cleanup.policy supports only 'delete'"));
+            }
+        } else {
+            match s.parse::<i64>() {
+                Ok(n) if n >= -1 && !(k == "max.message.bytes" && n < 1) => {}
+                _ => {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidTopic,
+                        format!("config '{k}' must be an integer >= -1 (max.message.bytes >= 1), got '{s}'"),
+                    ))
+                }
+            }
+        }
+        out.insert(k.clone(), s);
+    }
+    Ok(out)
+}
+
+/// Describes a topic with each partition's live leader and offsets.
+pub async fn describe(node: &Node, topic: &TopicMeta) -> TopicDescription {
+    let statuses = join_all(
+        topic
+            .partitions
+            .iter()
+            .map(|p| node.partition_status(p.group, &p.replicas)),
+    )
+    .await;
+    TopicDescription {
+        name: topic.name.clone(),
+        replication_factor: topic.replication_factor,
+        configs: topic.configs.clone(),
+        partitions: topic
+            .partitions
+            .iter()
+            .zip(statuses)
+            .enumerate()
+            .map(|(i, (p, s))| PartitionDescription {
+                partition: i as u32,
+                leader: s.leader,
+                replicas: p.replicas.clone(),
+                high_watermark: s.high_watermark,
+                log_start_offset: s.log_start_offset,
+            })
+            .collect(),
+    }
+}
+
+/// `POST /v1/topics`.
+pub async fn create(State(node): State<Node>, ApiJson(req): ApiJson<CreateTopicRequest>) -> Result<impl IntoResponse, ApiError> {
+    validate_topic_name(&req.name)?;
+    let partitions = req.partitions.unwrap_or(1);
+    if partitions == 0 || partitions > MAX_PARTITIONS {
+        return Err(ApiError::new(ErrorCode::InvalidTopic, format!("partitions must be 1..={MAX_PARTITIONS}")));
+    }
+    let nodes: Vec<_> = node.inner.transport.peers().keys().copied().collect();
+    let rf = req.replication_factor.unwrap_or_else(|| (nodes.len() as u32).min(3));
+    if rf == 0 || rf as usize > nodes.len() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidReplicationFactor,
+            format!("replication_factor must be 1..={} (the cluster's node count)", nodes.len()),
+        ));
+    }
+    let configs = validate_configs(&req.configs)?;
+    let cmd = MetaCommand::CreateTopic {
+        name: req.name.clone(),
+        partitions,
+        replication_factor: rf,
+        configs,
+        nodes,
+    };
+    match node.meta_write(cmd).await? {
+        MetaResponse::TopicCreated(topic) => {
+            // Wait (bounded) for every partition to elect a leader, so the topic is usable
+            // when this returns; a partition still electing shows `leader: null`.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            let mut desc = describe(&node, &topic).await;
+            while desc.partitions.iter().any(|p| p.leader.is_none()) && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                desc = describe(&node, &topic).await;
+            }
+            Ok((StatusCode::CREATED, Json(desc)))
+        }
+        MetaResponse::TopicExists => Err(ApiError::new(ErrorCode::TopicExists, format!("topic '{}' already exists", req.name))),
+        MetaResponse::NotEnoughNodes { needed, have } => Err(ApiError::new(
+            ErrorCode::InvalidReplicationFactor,
+            format!("replication factor {needed} needs {needed} nodes; the cluster has {have}"),
+        )),
+        other => Err(ApiError::internal(format!("unexpected metadata reply {other:?}"))),
+    }
+}
+
+/// `GET /v1/topics`.
+pub async fn list(State(node): State<Node>) -> Result<impl IntoResponse, ApiError> {
+    // Read through the metadata leader so a topic created elsewhere is listed at once.
+    if node.catch_up_metadata().await.is_err() {
+        tracing::debug!("listing topics from possibly stale local metadata");
+    }
+    let meta = node.metadata();
+    let topics: Vec<_> = meta
+        .topics
+        .values()
+        .map(|t| json!({"name": t.name, "partitions": t.partitions.len(), "replication_factor": t.replication_factor}))
+        .collect();
+    Ok(Json(json!({ "topics": topics })))
+}
+
+/// `GET /v1/topics/{t}`.
+pub async fn get(State(node): State<Node>, Path(name): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let topic = node.topic(&name).await?;
+    Ok(Json(describe(&node, &topic).await))
+}
+
+/// `DELETE /v1/topics/{t}`.
+pub async fn delete(State(node): State<Node>, Path(name): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    node.topic(&name).await?;
+    match node.meta_write(MetaCommand::DeleteTopic { name: name.clone() }).await? {
+        MetaResponse::TopicDeleted => Ok(Json(json!({ "name": name, "deleted": true }))),
+        MetaResponse::TopicNotFound => Err(ApiError::topic_not_found(&name)),
+        other => Err(ApiError::internal(format!("unexpected metadata reply {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names_follow_kafka_rules() {
+        assert!(validate_topic_name("orders.v1_a-b").is_ok());
+        for bad in ["", ".", "..", "a b", "a/b", &"x".repeat(250)] {
+            assert_eq!(validate_topic_name(bad).unwrap_err().code, ErrorCode::InvalidTopic, "{bad}");
+        }
+    }
+
+    #[test]
+    fn configs_are_validated() {
+        let mut c = BTreeMap::new();
+        c.insert("retention.ms".to_string(), json!(1000));
+        assert!(validate_configs(&c).is_ok());
+        c.insert("retention.bytes".to_string(), json!("-5"));
+        assert!(validate_configs(&c).is_err());
+        let mut u = BTreeMap::new();
+        u.insert("nope".to_string(), json!(1));
+        assert!(validate_configs(&u).is_err());
+    }
+}

@@ -1,0 +1,5 @@
+//! Cluster-wide state: the metadata group (topics and placement) and replica placement.
+
+pub mod metadata;
+pub mod placement;
+pub mod reconcile;

@@ -1,0 +1,184 @@
+//! Node configuration: clap flags, each with an environment variable fallback.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use raft_store::NodeId;
+
+/// Errors in the configuration, reported before the node starts.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A `--peers` item is not `id=host:port`.
+    #[error("bad peer '{0}': expected id=host:port")]
+    BadPeer(String),
+    /// This node's id is not among the peers.
+    #[error("node id {0} is not in --peers")]
+    SelfNotInPeers(NodeId),
+    /// The same id appears twice.
+    #[error("peer id {0} appears twice")]
+    DuplicatePeer(NodeId),
+    /// Timing values that cannot work together.
+    #[error("invalid timing: {0}")]
+    Timing(String),
+    /// The cluster secret is too short to be a secret.
+    #[error("the cluster secret must be at least 8 characters")]
+    WeakSecret,
+}
+
+/// The node's configuration.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "raftka-node", version, about = "Raftka: a Raft-replicated event log over HTTP/JSON")]
+pub struct Config {
+    /// This node's id (a positive integer, unique in the cluster).
+    #[arg(long, env = "RAFTKA_NODE_ID")]
+    pub id: NodeId,
+
+    /// Address to listen on for HTTP (clients and peers).
+    #[arg(long, env = "RAFTKA_LISTEN", default_value = "127.0.0.1:9092")]
+    pub listen: SocketAddr,
+
+    /// Directory for this node's RocksDB.
+    #[arg(long, env = "RAFTKA_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Every node of the initial cluster, this one included: `1=127.0.0.1:9092,2=…`.
+    #[arg(long, env = "RAFTKA_PEERS", value_delimiter = ',', required = true)]
+    pub peers: Vec<String>,
+
+    /// Shared secret that every internal (node-to-node) request must carry.
+    #[arg(long, env = "RAFTKA_CLUSTER_SECRET", default_value = "raftka-dev-secret", hide_env_values = true)]
+    pub secret: String,
+
+    /// Raft heartbeat interval in milliseconds.
+    #[arg(long, env = "RAFTKA_HEARTBEAT_MS", default_value_t = 250)]
+    pub heartbeat_ms: u64,
+
+    /// Minimum Raft election timeout in milliseconds.
+    #[arg(long, env = "RAFTKA_ELECTION_MIN_MS", default_value_t = 1000)]
+    pub election_min_ms: u64,
+
+    /// Maximum Raft election timeout in milliseconds.
+    #[arg(long, env = "RAFTKA_ELECTION_MAX_MS", default_value_t = 2000)]
+    pub election_max_ms: u64,
+
+    /// How long a write may wait for commit before its outcome is reported as unknown.
+    #[arg(long, env = "RAFTKA_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+
+    /// Largest accepted request body in bytes.
+    #[arg(long, env = "RAFTKA_MAX_REQUEST_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_request_bytes: usize,
+
+    /// Largest accepted single record (key + value + headers) in bytes.
+    #[arg(long, env = "RAFTKA_MAX_RECORD_BYTES", default_value_t = 1024 * 1024)]
+    pub max_record_bytes: usize,
+}
+
+impl Config {
+    /// A configuration for tests and embedding, with defaults for everything but identity.
+    pub fn for_node(id: NodeId, listen: SocketAddr, data_dir: PathBuf, peers: &BTreeMap<NodeId, String>) -> Self {
+        Self {
+            id,
+            listen,
+            data_dir,
+            peers: peers.iter().map(|(i, a)| format!("{i}={a}")).collect(),
+            secret: "raftka-test-secret".into(),
+            heartbeat_ms: 100,
+            election_min_ms: 500,
+            election_max_ms: 1000,
+            request_timeout_ms: 5_000,
+            max_request_bytes: 8 * 1024 * 1024,
+            max_record_bytes: 1024 * 1024,
+        }
+    }
+
+    /// Parses `--peers` into `id -> address`.
+    ///
+    /// # Errors
+    /// On a malformed item or a duplicate id.
+    pub fn peer_map(&self) -> Result<BTreeMap<NodeId, String>, ConfigError> {
+        let mut out = BTreeMap::new();
+        for item in &self.peers {
+            let (id, addr) = item
+                .split_once('=')
+                .ok_or_else(|| ConfigError::BadPeer(item.clone()))?;
+            let id: NodeId = id.trim().parse().map_err(|_| ConfigError::BadPeer(item.clone()))?;
+            let addr = addr.trim();
+            if addr.is_empty() || !addr.contains(':') {
+                return Err(ConfigError::BadPeer(item.clone()));
+            }
+            if out.insert(id, addr.to_string()).is_some() {
+                return Err(ConfigError::DuplicatePeer(id));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks the configuration as a whole.
+    ///
+    /// # Errors
+    /// The first problem found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let peers = self.peer_map()?;
+        if !peers.contains_key(&self.id) {
+            return Err(ConfigError::SelfNotInPeers(self.id));
+        }
+        if self.secret.len() < 8 {
+            return Err(ConfigError::WeakSecret);
+        }
+        if self.heartbeat_ms == 0 || self.election_min_ms <= self.heartbeat_ms * 2 {
+            return Err(ConfigError::Timing(
+                "election-min-ms must exceed twice heartbeat-ms".into(),
+            ));
+        }
+        if self.election_max_ms <= self.election_min_ms {
+            return Err(ConfigError::Timing(
+                "election-max-ms must exceed election-min-ms".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The write timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Config {
+        let mut peers = BTreeMap::new();
+        peers.insert(1, "127.0.0.1:1".to_string());
+        peers.insert(2, "127.0.0.1:2".to_string());
+        Config::for_node(1, "127.0.0.1:0".parse().unwrap(), "/tmp/x".into(), &peers)
+    }
+
+    #[test]
+    fn valid_config_passes() {
+        base().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_peers_are_rejected() {
+        let mut c = base();
+        c.peers = vec!["1=127.0.0.1:1".into(), "oops".into()];
+        assert!(matches!(c.validate(), Err(ConfigError::BadPeer(_))));
+        c.peers = vec!["2=127.0.0.1:1".into()];
+        assert!(matches!(c.validate(), Err(ConfigError::SelfNotInPeers(1))));
+        c.peers = vec!["1=a:1".into(), "1=b:2".into()];
+        assert!(matches!(c.validate(), Err(ConfigError::DuplicatePeer(1))));
+    }
+
+    #[test]
+    fn timing_is_checked() {
+        let mut c = base();
+        c.election_max_ms = c.election_min_ms;
+        assert!(matches!(c.validate(), Err(ConfigError::Timing(_))));
+    }
+}

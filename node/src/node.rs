@@ -1,0 +1,249 @@
+//! The node: owns the store, the metadata group, the open partitions and background tasks.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use openraft::async_runtime::WatchReceiver;
+use openraft::impls::BasicNode;
+use raft_store::{BlobStateMachine, NodeId, Store, METADATA_GROUP};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::cluster::metadata::{MetaState, TopicMeta};
+use crate::config::{Config, ConfigError};
+use crate::partition::Registry;
+use crate::raft::network::GroupNetwork;
+use crate::raft::transport::{NetFaults, Transport};
+
+/// The metadata group's Raft handle.
+pub type MetaRaft = raft_store::Raft<BlobStateMachine<MetaState>>;
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad configuration.
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The store could not open.
+    #[error("storage: {0}")]
+    Store(#[from] raft_store::StoreError),
+    /// openraft refused to start.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+pub(crate) struct NodeInner {
+    pub(crate) id: NodeId,
+    pub(crate) config: Config,
+    pub(crate) store: Store,
+    pub(crate) transport: Transport,
+    pub(crate) raft_config: Arc<openraft::Config>,
+    pub(crate) meta: MetaRaft,
+    pub(crate) meta_state: Arc<RwLock<MetaState>>,
+    pub(crate) meta_applied: watch::Receiver<u64>,
+    pub(crate) partitions: Registry,
+    pub(crate) last_seen: RwLock<HashMap<NodeId, Instant>>,
+    pub(crate) leader_cache: RwLock<HashMap<u64, NodeId>>,
+    pub(crate) reconciled: AtomicBool,
+    pub(crate) shutting_down: AtomicBool,
+    pub(crate) round_robin: AtomicU64,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) tasks: TaskTracker,
+}
+
+/// A running Raftka node. Cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    pub(crate) inner: Arc<NodeInner>,
+}
+
+impl Node {
+    /// Opens the store, starts the metadata group and the background tasks.
+    ///
+    /// # Errors
+    /// On bad configuration, storage failure or an openraft start failure.
+    pub async fn start(config: Config, faults: NetFaults) -> Result<Node, StartError> {
+        config.validate()?;
+        let peers = config.peer_map()?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| StartError::Other(format!("data dir {}: {e}", config.data_dir.display())))?;
+        let store = Store::open(&config.data_dir)?;
+        let transport = Transport::new(config.id, peers.clone(), config.secret.clone(), faults)
+            .map_err(|e| StartError::Other(e.to_string()))?;
+        let raft_config = crate::raft::raft_config(&config).map_err(|e| StartError::Raft(e.to_string()))?;
+
+        let sm = BlobStateMachine::<MetaState>::open(store.clone(), METADATA_GROUP)
+            .map_err(|e| StartError::Other(e.to_string()))?;
+        let meta_state = sm.shared();
+        let meta_applied = sm.applied_index();
+        let log = raft_store::LogStore::new(store.clone(), METADATA_GROUP);
+        let meta = MetaRaft::new(
+            config.id,
+            raft_config.clone(),
+            GroupNetwork::new(transport.clone(), METADATA_GROUP),
+            log,
+            sm,
+        )
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+
+        let node = Node {
+            inner: Arc::new(NodeInner {
+                id: config.id,
+                config,
+                store,
+                transport,
+                raft_config,
+                meta,
+                meta_state,
+                meta_applied,
+                partitions: Registry::default(),
+                last_seen: RwLock::new(HashMap::new()),
+                leader_cache: RwLock::new(HashMap::new()),
+                reconciled: AtomicBool::new(false),
+                shutting_down: AtomicBool::new(false),
+                round_robin: AtomicU64::new(0),
+                cancel: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+            }),
+        };
+        // Every node initializes the metadata group with the same static membership; openraft
+        // accepts identical initializations, and a node that already has state refuses quietly.
+        if !node.inner.meta.is_initialized().await.unwrap_or(true) {
+            let members: BTreeMap<NodeId, BasicNode> =
+                peers.iter().map(|(id, a)| (*id, BasicNode { addr: a.clone() })).collect();
+            if let Err(e) = node.inner.meta.initialize(members).await {
+                tracing::debug!(error = %e, "metadata group already initialized");
+            }
+        }
+        node.spawn_background();
+        Ok(node)
+    }
+
+    fn spawn_background(&self) {
+        let n = self.clone();
+        self.inner
+            .tasks
+            .spawn(async move { crate::cluster::reconcile::run(n).await });
+        let n = self.clone();
+        self.inner.tasks.spawn(async move { n.probe_peers().await });
+    }
+
+    async fn probe_peers(self) {
+        let peers: Vec<NodeId> = self.inner.transport.peers().keys().copied().collect();
+        loop {
+            for p in &peers {
+                let ok = *p == self.inner.id
+                    || self
+                        .inner
+                        .transport
+                        .probe(*p, "/healthz", Duration::from_millis(500))
+                        .await;
+                if ok {
+                    if let Ok(mut seen) = self.inner.last_seen.write() {
+                        seen.insert(*p, Instant::now());
+                    }
+                }
+            }
+            tokio::select! {
+                _ = self.inner.cancel.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The store (for stats).
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The metadata group's Raft handle.
+    pub fn meta_raft(&self) -> &MetaRaft {
+        &self.inner.meta
+    }
+
+    /// The partitions open here.
+    pub fn partitions(&self) -> &Registry {
+        &self.inner.partitions
+    }
+
+    /// The current metadata leader, as this node knows it.
+    pub fn meta_leader(&self) -> Option<NodeId> {
+        self.inner.meta.metrics().borrow_watched().current_leader
+    }
+
+    /// Whether the node serves client requests: a metadata leader is known and local
+    /// partitions are open.
+    pub fn is_ready(&self) -> bool {
+        !self.inner.shutting_down.load(Ordering::Acquire)
+            && self.meta_leader().is_some()
+            && self.inner.reconciled.load(Ordering::Acquire)
+    }
+
+    /// Whether `node` answered a health probe in the last 3 seconds.
+    pub fn is_alive(&self, node: NodeId) -> bool {
+        if node == self.inner.id {
+            return true;
+        }
+        self.inner
+            .last_seen
+            .read()
+            .ok()
+            .and_then(|s| s.get(&node).copied())
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(3))
+    }
+
+    /// A copy of the local metadata (possibly slightly behind the leader).
+    pub fn metadata(&self) -> MetaState {
+        self.inner
+            .meta_state
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+    }
+
+    /// Looks a topic up in the local metadata.
+    pub fn local_topic(&self, name: &str) -> Option<TopicMeta> {
+        self.inner.meta_state.read().ok()?.topic(name).cloned()
+    }
+
+    /// A per-node counter for spreading keyless records.
+    pub fn next_round_robin(&self) -> u64 {
+        self.inner.round_robin.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Stops background tasks and every Raft group, then flushes the store.
+    pub async fn shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::Release);
+        self.inner.cancel.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+        for h in self.inner.partitions.all() {
+            if let Err(e) = h.raft.shutdown().await {
+                tracing::warn!(group = h.group, error = %e, "partition shutdown");
+            }
+        }
+        if let Err(e) = self.inner.meta.shutdown().await {
+            tracing::warn!(error = %e, "metadata group shutdown");
+        }
+        if let Err(e) = self.inner.store.flush() {
+            tracing::warn!(error = %e, "store flush at shutdown");
+        }
+    }
+}

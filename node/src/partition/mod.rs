@@ -1,0 +1,227 @@
+//! Partitions hosted on this node: the registry of open Raft groups and the leader-local
+//! produce, fetch and status operations.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{ClientWriteError, LinearizableReadError, RaftError};
+use openraft::raft::ReadPolicy;
+use raft_store::{
+    ApplyResult, Command, FetchedRecord, GroupId, LogProgress, NodeId, PartitionReader,
+    PartitionStateMachine, ReadLimits, RecordBatch,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::error::{ApiError, ErrorCode};
+
+/// A Raft handle on a partition group.
+pub type PartitionRaft = raft_store::Raft<PartitionStateMachine>;
+
+/// An open partition replica on this node. Cheap to clone.
+#[derive(Clone)]
+pub struct PartitionHandle {
+    /// The Raft group id.
+    pub group: GroupId,
+    /// The Raft handle.
+    pub raft: PartitionRaft,
+    /// Applied progress (high watermark, log start).
+    pub progress: watch::Receiver<LogProgress>,
+    /// Reads records.
+    pub reader: PartitionReader,
+}
+
+/// A fetch as it travels between nodes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FetchRequest {
+    /// First offset wanted.
+    pub offset: u64,
+    /// At most this many records.
+    pub max_records: usize,
+    /// At most about this many bytes.
+    pub max_bytes: usize,
+    /// Long-poll for up to this long when no record is available.
+    pub max_wait_ms: u64,
+}
+
+/// A fetch result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FetchResponse {
+    /// `(offset, record)` pairs, ascending.
+    pub records: Vec<(u64, raft_store::Record)>,
+    /// The high watermark when the read was made.
+    pub high_watermark: u64,
+    /// The log start offset when the read was made.
+    pub log_start_offset: u64,
+}
+
+/// One replica's view of a partition.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PartitionStatus {
+    /// The leader, as this replica knows it.
+    pub leader: Option<NodeId>,
+    /// High watermark.
+    pub high_watermark: u64,
+    /// Log start offset.
+    pub log_start_offset: u64,
+}
+
+/// The partitions open on this node.
+#[derive(Default)]
+pub struct Registry {
+    // std RwLock: held only to clone a handle out or insert one; never across an await.
+    groups: RwLock<HashMap<GroupId, PartitionHandle>>,
+}
+
+impl Registry {
+    /// The handle of `group`, if open here.
+    pub fn get(&self, group: GroupId) -> Option<PartitionHandle> {
+        self.groups.read().ok()?.get(&group).cloned()
+    }
+
+    /// Registers an opened group.
+    pub fn insert(&self, handle: PartitionHandle) {
+        if let Ok(mut g) = self.groups.write() {
+            g.insert(handle.group, handle);
+        }
+    }
+
+    /// Unregisters a group, returning its handle for shutdown.
+    pub fn remove(&self, group: GroupId) -> Option<PartitionHandle> {
+        self.groups.write().ok()?.remove(&group)
+    }
+
+    /// Ids of the open groups.
+    pub fn ids(&self) -> Vec<GroupId> {
+        self.groups
+            .read()
+            .map(|g| g.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// All handles.
+    pub fn all(&self) -> Vec<PartitionHandle> {
+        self.groups
+            .read()
+            .map(|g| g.values().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+impl PartitionHandle {
+    /// The leader this replica believes in. Reads the metrics without holding the borrow.
+    pub fn current_leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow_watched().current_leader
+    }
+
+    /// This replica's status.
+    pub fn status(&self) -> PartitionStatus {
+        let p = *self.progress.borrow();
+        PartitionStatus {
+            leader: self.current_leader(),
+            high_watermark: p.high_watermark,
+            log_start_offset: p.log_start_offset,
+        }
+    }
+
+    /// Appends `batch` if this replica leads; returns the base offset once committed and applied.
+    ///
+    /// # Errors
+    /// `not_leader` (not applied) when another node leads, `write_outcome_unknown` when the
+    /// entry was proposed but discarded by a leader change, `timeout` when it did not commit in
+    /// time (outcome unknown).
+    pub async fn produce(&self, me: NodeId, batch: RecordBatch, timeout: Duration) -> Result<u64, ApiError> {
+        let leader = self.current_leader();
+        if leader != Some(me) {
+            return Err(ApiError::new(ErrorCode::NotLeader, format!("node {me} does not lead this partition"))
+                .with_leader(leader)
+                .for_write());
+        }
+        let res = tokio::time::timeout(timeout, self.raft.client_write(Command::Produce(batch))).await;
+        match res {
+            Err(_) => Err(ApiError::new(ErrorCode::Timeout, "the write did not commit in time; it may still commit").for_write()),
+            Ok(Ok(resp)) => match resp.data {
+                ApplyResult::Produced { base_offset, .. } => Ok(base_offset),
+                other => Err(ApiError::internal(format!("unexpected apply result {other:?}")).for_write()),
+            },
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Err(ApiError::new(
+                ErrorCode::NotLeader,
+                format!("leadership moved before the write was proposed: {f}"),
+            )
+            .with_leader(f.leader_id)
+            .for_write()),
+            Ok(Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)))) => Err(ApiError::new(
+                ErrorCode::WriteOutcomeUnknown,
+                format!("the leader changed after the write was proposed: {f}"),
+            )
+            .with_leader(f.leader_id)
+            .for_write()),
+            Ok(Err(RaftError::APIError(e))) => Err(ApiError::internal(e.to_string()).for_write()),
+            Ok(Err(RaftError::Fatal(f))) => Err(ApiError::new(ErrorCode::StorageFailed, f.to_string()).for_write()),
+        }
+    }
+
+    /// Serves a fetch if this replica leads. Linearizable: the leader confirms its lease and
+    /// applies everything committed before reading, so the high watermark never goes back.
+    ///
+    /// # Errors
+    /// `not_leader`, `leader_not_available`, or `offset_out_of_range` with the bounds.
+    pub async fn fetch(&self, me: NodeId, req: &FetchRequest) -> Result<FetchResponse, ApiError> {
+        let leader = self.current_leader();
+        if leader != Some(me) {
+            return Err(ApiError::new(ErrorCode::NotLeader, format!("node {me} does not lead this partition")).with_leader(leader));
+        }
+        match self.raft.ensure_linearizable(ReadPolicy::LeaseRead).await {
+            Ok(_) => {}
+            Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
+                return Err(ApiError::new(ErrorCode::NotLeader, f.to_string()).with_leader(f.leader_id));
+            }
+            Err(e) => return Err(ApiError::new(ErrorCode::LeaderNotAvailable, e.to_string())),
+        }
+        let mut progress = self.progress.clone();
+        let mut p = *progress.borrow_and_update();
+        if req.offset < p.log_start_offset || req.offset > p.high_watermark {
+            let mut e = ApiError::new(
+                ErrorCode::OffsetOutOfRange,
+                format!(
+                    "offset {} is outside [{}, {}]",
+                    req.offset, p.log_start_offset, p.high_watermark
+                ),
+            );
+            e.bounds = Some((p.log_start_offset, p.high_watermark));
+            return Err(e);
+        }
+        if req.offset == p.high_watermark && req.max_wait_ms > 0 {
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms);
+            while p.high_watermark <= req.offset {
+                match tokio::time::timeout_at(deadline, progress.changed()).await {
+                    Ok(Ok(())) => p = *progress.borrow_and_update(),
+                    _ => break,
+                }
+            }
+        }
+        let limits = ReadLimits {
+            max_records: req.max_records,
+            max_bytes: req.max_bytes,
+        };
+        let reader = self.reader.clone();
+        let (offset, hw) = (req.offset, p.high_watermark);
+        let records = tokio::task::spawn_blocking(move || reader.read(offset, hw, limits))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(|e| ApiError::new(ErrorCode::StorageFailed, e.to_string()))?;
+        Ok(FetchResponse {
+            records: records
+                .into_iter()
+                .map(|FetchedRecord { offset, record }| (offset, record))
+                .collect(),
+            high_watermark: p.high_watermark,
+            log_start_offset: p.log_start_offset,
+        })
+    }
+}
+
+/// Shared registry handle.
+pub type SharedRegistry = Arc<Registry>;

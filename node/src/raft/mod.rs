@@ -1,0 +1,33 @@
+//! Raft plumbing shared by every group: timing configuration, the HTTP network, the internal
+//! RPC routes and the node-to-node transport.
+
+pub mod network;
+pub mod rpc;
+pub mod transport;
+
+use std::sync::Arc;
+
+use openraft::SnapshotPolicy;
+
+use crate::config::Config;
+
+/// The openraft configuration used by every group of this node.
+///
+/// Snapshots are never taken on a log-size policy: a partition's snapshot is tiny metadata and
+/// only retention decides where the log may be purged.
+///
+/// # Errors
+/// When openraft rejects the timing values.
+pub fn raft_config(config: &Config) -> Result<Arc<openraft::Config>, openraft::ConfigError> {
+    let c = openraft::Config {
+        cluster_name: "raftka".into(),
+        heartbeat_interval: config.heartbeat_ms,
+        election_timeout_min: config.election_min_ms,
+        election_timeout_max: config.election_max_ms,
+        max_payload_entries: 256,
+        snapshot_policy: SnapshotPolicy::Never,
+        enable_pre_vote: Some(true),
+        ..Default::default()
+    };
+    Ok(Arc::new(c.validate()?))
+}

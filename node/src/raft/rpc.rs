@@ -1,0 +1,175 @@
+//! Internal HTTP routes: Raft RPCs (`/raft/{group}/{rpc}`) and forwarded requests
+//! (`/internal/rpc`). Every request must carry the cluster secret; one without it gets 401 and
+//! never reaches Raft.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use openraft::storage::RaftStateMachine;
+use openraft::Snapshot;
+use raft_store::{codec, GroupId, TypeConfig, METADATA_GROUP};
+use serde::Serialize;
+
+use super::transport::SECRET_HEADER;
+use crate::error::{ApiError, ErrorCode};
+use crate::internal::{InternalRequest, InternalResponse};
+use crate::node::Node;
+
+/// The internal router, guarded by the cluster secret.
+pub fn router(node: Node) -> Router {
+    Router::new()
+        .route("/raft/{group}/{rpc}", post(raft_rpc))
+        .route(crate::internal::INTERNAL_RPC_PATH, post(internal_rpc))
+        .layer(middleware::from_fn_with_state(node.clone(), require_secret))
+        // Raft appends carry up to 256 entries of whole produce batches.
+        .layer(axum::extract::DefaultBodyLimit::max(512 * 1024 * 1024))
+        .with_state(node)
+}
+
+/// Constant-time comparison, so the secret cannot be guessed byte by byte from timings.
+fn secret_matches(given: &[u8], expected: &[u8]) -> bool {
+    if given.len() != expected.len() {
+        return false;
+    }
+    given
+        .iter()
+        .zip(expected)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0
+}
+
+async fn require_secret(State(node): State<Node>, req: Request, next: Next) -> Response {
+    let ok = req
+        .headers()
+        .get(SECRET_HEADER)
+        .is_some_and(|v| secret_matches(v.as_bytes(), node.config().secret.as_bytes()));
+    if !ok {
+        return ApiError::new(ErrorCode::Unauthorized, "internal endpoint: cluster secret required")
+            .into_response();
+    }
+    next.run(req).await
+}
+
+fn binary<T: Serialize>(value: &T) -> Response {
+    match codec::encode(value) {
+        Ok(b) => (StatusCode::OK, b).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+fn unavailable(msg: impl ToString) -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, msg.to_string()).into_response()
+}
+
+async fn dispatch<SM>(raft: &raft_store::Raft<SM>, rpc: &str, body: &[u8]) -> Response
+where
+    SM: RaftStateMachine<TypeConfig, SnapshotData = Vec<u8>>,
+{
+    match rpc {
+        "append" => match codec::decode(body) {
+            Ok(req) => match raft.append_entries(req).await {
+                Ok(resp) => binary(&resp),
+                Err(e) => unavailable(e),
+            },
+            Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        },
+        "vote" => match codec::decode(body) {
+            Ok(req) => match raft.vote(req).await {
+                Ok(resp) => binary(&resp),
+                Err(e) => unavailable(e),
+            },
+            Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        },
+        "pre_vote" => match codec::decode(body) {
+            Ok(req) => match raft.pre_vote(req).await {
+                Ok(resp) => binary(&resp),
+                Err(e) => unavailable(e),
+            },
+            Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        },
+        "snapshot" => {
+            type Req = (
+                openraft::type_config::alias::VoteOf<TypeConfig>,
+                openraft::type_config::alias::SnapshotMetaOf<TypeConfig>,
+                Vec<u8>,
+            );
+            match codec::decode::<Req>(body) {
+                Ok((vote, meta, data)) => {
+                    let snap = Snapshot { meta, snapshot: data };
+                    match raft.install_full_snapshot(vote, snap).await {
+                        Ok(resp) => binary(&resp),
+                        Err(e) => unavailable(e),
+                    }
+                }
+                Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+            }
+        }
+        _ => (StatusCode::NOT_FOUND, "unknown raft rpc").into_response(),
+    }
+}
+
+async fn raft_rpc(State(node): State<Node>, Path((group, rpc)): Path<(GroupId, String)>, body: Bytes) -> Response {
+    if group == METADATA_GROUP {
+        return dispatch(node.meta_raft(), &rpc, &body).await;
+    }
+    match node.partitions().get(group) {
+        Some(h) => dispatch(&h.raft, &rpc, &body).await,
+        None => (StatusCode::NOT_FOUND, format!("group {group} is not open on this node")).into_response(),
+    }
+}
+
+async fn internal_rpc(State(node): State<Node>, body: Bytes) -> Response {
+    let result: Result<InternalResponse, ApiError> = match codec::decode::<InternalRequest>(&body) {
+        Err(e) => Err(ApiError::bad_request(format!("bad internal request: {e}"))),
+        Ok(req) => handle_internal(&node, req).await,
+    };
+    binary(&result)
+}
+
+async fn handle_internal(node: &Node, req: InternalRequest) -> Result<InternalResponse, ApiError> {
+    let me = node.id();
+    let not_open = || ApiError::new(ErrorCode::LeaderNotAvailable, "partition not open on this node");
+    match req {
+        InternalRequest::Produce { group, batch, timeout_ms } => {
+            let h = node.partitions().get(group).ok_or_else(|| not_open().for_write())?;
+            let timeout = Duration::from_millis(timeout_ms).min(node.config().request_timeout());
+            h.produce(me, batch, timeout).await.map(InternalResponse::Produced)
+        }
+        InternalRequest::Fetch { group, req } => {
+            let h = node.partitions().get(group).ok_or_else(not_open)?;
+            h.fetch(me, &req).await.map(InternalResponse::Fetched)
+        }
+        InternalRequest::Status { group, require_leader } => {
+            let h = node.partitions().get(group).ok_or_else(not_open)?;
+            let s = h.status();
+            if require_leader && s.leader != Some(me) {
+                return Err(ApiError::new(ErrorCode::NotLeader, "not leader").with_leader(s.leader));
+            }
+            Ok(InternalResponse::Status(s))
+        }
+        InternalRequest::MetaWrite { cmd, timeout_ms } => {
+            let timeout = Duration::from_millis(timeout_ms).min(node.config().request_timeout());
+            node.local_meta_write(cmd, timeout).await.map(InternalResponse::Meta)
+        }
+        InternalRequest::MetaReadIndex => node.local_meta_read_index().await.map(InternalResponse::ReadIndex),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::secret_matches;
+
+    #[test]
+    fn secret_comparison() {
+        assert!(secret_matches(b"abcdefgh", b"abcdefgh"));
+        assert!(!secret_matches(b"abcdefgx", b"abcdefgh"));
+        assert!(!secret_matches(b"abc", b"abcdefgh"));
+        assert!(!secret_matches(b"", b"abcdefgh"));
+    }
+}

@@ -1,0 +1,246 @@
+//! The node-to-node HTTP transport, shared by Raft RPCs and request forwarding.
+//!
+//! Every request carries the cluster secret in `x-raftka-secret`; the receiving side refuses
+//! requests without it. Bodies are postcard-encoded. Errors are classified by whether the
+//! request may have reached the peer, which is what decides a forwarded write's outcome.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use raft_store::NodeId;
+
+/// The header that carries the cluster secret.
+pub const SECRET_HEADER: &str = "x-raftka-secret";
+
+/// Why a request to a peer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The request certainly did not reach the peer (no route, connection refused, blocked).
+    #[error("peer {peer} unreachable: {reason}")]
+    NotSent {
+        /// The peer.
+        peer: NodeId,
+        /// Why.
+        reason: String,
+    },
+    /// The request may have reached the peer (timeout, reset, truncated reply).
+    #[error("request to peer {peer} failed after sending: {reason}")]
+    MaybeSent {
+        /// The peer.
+        peer: NodeId,
+        /// Why.
+        reason: String,
+    },
+    /// The peer answered with a non-success status.
+    #[error("peer {peer} answered HTTP {status}: {body}")]
+    Status {
+        /// The peer.
+        peer: NodeId,
+        /// HTTP status.
+        status: u16,
+        /// Body text (truncated).
+        body: String,
+    },
+}
+
+/// Injected network faults between nodes, for in-process tests: a set of blocked directed
+/// links. Empty (and cost-free to check) in production.
+#[derive(Clone, Default, Debug)]
+pub struct NetFaults {
+    blocked: Arc<RwLock<HashSet<(NodeId, NodeId)>>>,
+}
+
+impl NetFaults {
+    /// Blocks messages from `from` to `to`.
+    pub fn block(&self, from: NodeId, to: NodeId) {
+        if let Ok(mut b) = self.blocked.write() {
+            b.insert((from, to));
+        }
+    }
+
+    /// Cuts `node` off from every node in `others`, both directions.
+    pub fn isolate(&self, node: NodeId, others: &[NodeId]) {
+        for o in others {
+            if *o != node {
+                self.block(node, *o);
+                self.block(*o, node);
+            }
+        }
+    }
+
+    /// Removes every fault.
+    pub fn heal(&self) {
+        if let Ok(mut b) = self.blocked.write() {
+            b.clear();
+        }
+    }
+
+    /// Whether `from -> to` is blocked.
+    pub fn is_blocked(&self, from: NodeId, to: NodeId) -> bool {
+        self.blocked
+            .read()
+            .map(|b| !b.is_empty() && b.contains(&(from, to)))
+            .unwrap_or(false)
+    }
+}
+
+struct Inner {
+    self_id: NodeId,
+    peers: BTreeMap<NodeId, String>,
+    http: reqwest::Client,
+    secret: String,
+    faults: NetFaults,
+}
+
+/// Cheap-to-clone handle for sending to peers.
+#[derive(Clone)]
+pub struct Transport {
+    inner: Arc<Inner>,
+}
+
+impl Transport {
+    /// A transport for node `self_id` of a cluster with `peers`.
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built (TLS backend missing, …).
+    pub fn new(
+        self_id: NodeId,
+        peers: BTreeMap<NodeId, String>,
+        secret: String,
+        faults: NetFaults,
+    ) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_millis(500))
+            .build()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                self_id,
+                peers,
+                http,
+                secret,
+                faults,
+            }),
+        })
+    }
+
+    /// This node's id.
+    pub fn self_id(&self) -> NodeId {
+        self.inner.self_id
+    }
+
+    /// The address of `node`.
+    pub fn addr_of(&self, node: NodeId) -> Option<&str> {
+        self.inner.peers.get(&node).map(String::as_str)
+    }
+
+    /// Every node of the cluster.
+    pub fn peers(&self) -> &BTreeMap<NodeId, String> {
+        &self.inner.peers
+    }
+
+    /// The cluster secret.
+    pub fn secret(&self) -> &str {
+        &self.inner.secret
+    }
+
+    /// Injected faults.
+    pub fn faults(&self) -> &NetFaults {
+        &self.inner.faults
+    }
+
+    /// POSTs `body` to `path` on `peer` and returns the response body.
+    ///
+    /// # Errors
+    /// See [`SendError`]: whether the request may have been delivered is part of the error.
+    pub async fn post(
+        &self,
+        peer: NodeId,
+        path: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<bytes::Bytes, SendError> {
+        let me = self.inner.self_id;
+        if self.inner.faults.is_blocked(me, peer) {
+            return Err(SendError::NotSent {
+                peer,
+                reason: "link blocked by fault injection".into(),
+            });
+        }
+        let addr = self.addr_of(peer).ok_or_else(|| SendError::NotSent {
+            peer,
+            reason: "unknown peer".into(),
+        })?;
+        let url = format!("http://{addr}{path}");
+        let resp = self
+            .inner
+            .http
+            .post(url)
+            .header(SECRET_HEADER, &self.inner.secret)
+            .header("content-type", "application/octet-stream")
+            .timeout(timeout)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| classify(peer, &e))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| SendError::MaybeSent {
+            peer,
+            reason: e.to_string(),
+        })?;
+        if self.inner.faults.is_blocked(peer, me) {
+            // The request went through but the reply is lost on the way back.
+            return Err(SendError::MaybeSent {
+                peer,
+                reason: "reply dropped by fault injection".into(),
+            });
+        }
+        if !status.is_success() {
+            let body = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned();
+            return Err(SendError::Status {
+                peer,
+                status: status.as_u16(),
+                body,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// GETs a public path on `peer` (health probes), returning whether it answered 2xx.
+    pub async fn probe(&self, peer: NodeId, path: &str, timeout: Duration) -> bool {
+        if self.inner.faults.is_blocked(self.inner.self_id, peer) {
+            return false;
+        }
+        let Some(addr) = self.addr_of(peer) else {
+            return false;
+        };
+        match self
+            .inner
+            .http
+            .get(format!("http://{addr}{path}"))
+            .timeout(timeout)
+            .send()
+            .await
+        {
+            Ok(r) => r.status().is_success(),
+            Err(_) => false,
+        }
+    }
+}
+
+fn classify(peer: NodeId, e: &reqwest::Error) -> SendError {
+    if e.is_connect() {
+        SendError::NotSent {
+            peer,
+            reason: e.to_string(),
+        }
+    } else {
+        SendError::MaybeSent {
+            peer,
+            reason: e.to_string(),
+        }
+    }
+}
