@@ -30,7 +30,11 @@ pub enum ConfigError {
 
 /// The node's configuration.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "raftka-node", version, about = "Raftka: a Raft-replicated event log over HTTP/JSON")]
+#[command(
+    name = "raftka-node",
+    version,
+    about = "Raftka: a Raft-replicated event log over HTTP/JSON"
+)]
 pub struct Config {
     /// This node's id (a positive integer, unique in the cluster).
     #[arg(long, env = "RAFTKA_NODE_ID")]
@@ -49,7 +53,12 @@ pub struct Config {
     pub peers: Vec<String>,
 
     /// Shared secret that every internal (node-to-node) request must carry.
-    #[arg(long, env = "RAFTKA_CLUSTER_SECRET", default_value = "raftka-dev-secret", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "RAFTKA_CLUSTER_SECRET",
+        default_value = "raftka-dev-secret",
+        hide_env_values = true
+    )]
     pub secret: String,
 
     /// Raft heartbeat interval in milliseconds.
@@ -79,7 +88,12 @@ pub struct Config {
 
 impl Config {
     /// A configuration for tests and embedding, with defaults for everything but identity.
-    pub fn for_node(id: NodeId, listen: SocketAddr, data_dir: PathBuf, peers: &BTreeMap<NodeId, String>) -> Self {
+    pub fn for_node(
+        id: NodeId,
+        listen: SocketAddr,
+        data_dir: PathBuf,
+        peers: &BTreeMap<NodeId, String>,
+    ) -> Self {
         Self {
             id,
             listen,
@@ -105,7 +119,10 @@ impl Config {
             let (id, addr) = item
                 .split_once('=')
                 .ok_or_else(|| ConfigError::BadPeer(item.clone()))?;
-            let id: NodeId = id.trim().parse().map_err(|_| ConfigError::BadPeer(item.clone()))?;
+            let id: NodeId = id
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError::BadPeer(item.clone()))?;
             let addr = addr.trim();
             if addr.is_empty() || !addr.contains(':') {
                 return Err(ConfigError::BadPeer(item.clone()));

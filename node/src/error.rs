@@ -148,7 +148,10 @@ impl ApiError {
     }
     /// Topic not found.
     pub fn topic_not_found(topic: &str) -> Self {
-        Self::new(ErrorCode::TopicNotFound, format!("topic '{topic}' does not exist"))
+        Self::new(
+            ErrorCode::TopicNotFound,
+            format!("topic '{topic}' does not exist"),
+        )
     }
     /// Internal error (unknown outcome).
     pub fn internal(msg: impl Into<String>) -> Self {
@@ -197,7 +200,15 @@ mod tests {
     fn error_table_rows_are_pinned() {
         let rows: Vec<(u32, &str, u16, bool, Outcome)> = ErrorCode::ALL
             .iter()
-            .map(|c| (c.number(), c.name(), c.status().as_u16(), c.retriable(), c.write_outcome()))
+            .map(|c| {
+                (
+                    c.number(),
+                    c.name(),
+                    c.status().as_u16(),
+                    c.retriable(),
+                    c.write_outcome(),
+                )
+            })
             .collect();
         let expected = vec![
             (40001, "bad_request", 400, false, NotApplied),

@@ -75,7 +75,11 @@ impl RunningNode {
 ///
 /// # Errors
 /// See [`StartError`].
-pub async fn start(config: Config, listener: TcpListener, faults: NetFaults) -> Result<RunningNode, StartError> {
+pub async fn start(
+    config: Config,
+    listener: TcpListener,
+    faults: NetFaults,
+) -> Result<RunningNode, StartError> {
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Other(e.to_string()))?;
@@ -85,7 +89,12 @@ pub async fn start(config: Config, listener: TcpListener, faults: NetFaults) -> 
     let token = stop.clone();
     let server = tokio::spawn(serve::serve(listener, app, token));
     tracing::info!(node_id = node.id(), %addr, "node serving");
-    Ok(RunningNode { node, addr, stop, server })
+    Ok(RunningNode {
+        node,
+        addr,
+        stop,
+        server,
+    })
 }
 
 /// Runs a node until `shutdown` resolves, then shuts it down gracefully.

@@ -71,12 +71,14 @@ impl Node {
     pub async fn start(config: Config, faults: NetFaults) -> Result<Node, StartError> {
         config.validate()?;
         let peers = config.peer_map()?;
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| StartError::Other(format!("data dir {}: {e}", config.data_dir.display())))?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            StartError::Other(format!("data dir {}: {e}", config.data_dir.display()))
+        })?;
         let store = Store::open(&config.data_dir)?;
         let transport = Transport::new(config.id, peers.clone(), config.secret.clone(), faults)
             .map_err(|e| StartError::Other(e.to_string()))?;
-        let raft_config = crate::raft::raft_config(&config).map_err(|e| StartError::Raft(e.to_string()))?;
+        let raft_config =
+            crate::raft::raft_config(&config).map_err(|e| StartError::Raft(e.to_string()))?;
 
         let sm = BlobStateMachine::<MetaState>::open(store.clone(), METADATA_GROUP)
             .map_err(|e| StartError::Other(e.to_string()))?;
@@ -116,8 +118,10 @@ impl Node {
         // Every node initializes the metadata group with the same static membership; openraft
         // accepts identical initializations, and a node that already has state refuses quietly.
         if !node.inner.meta.is_initialized().await.unwrap_or(true) {
-            let members: BTreeMap<NodeId, BasicNode> =
-                peers.iter().map(|(id, a)| (*id, BasicNode { addr: a.clone() })).collect();
+            let members: BTreeMap<NodeId, BasicNode> = peers
+                .iter()
+                .map(|(id, a)| (*id, BasicNode { addr: a.clone() }))
+                .collect();
             if let Err(e) = node.inner.meta.initialize(members).await {
                 tracing::debug!(error = %e, "metadata group already initialized");
             }

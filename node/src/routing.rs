@@ -55,7 +55,11 @@ impl Node {
                 format!("node {peer} unreachable: {reason}"),
             )),
             Err(e) => {
-                let code = if is_write { ErrorCode::Timeout } else { ErrorCode::LeaderNotAvailable };
+                let code = if is_write {
+                    ErrorCode::Timeout
+                } else {
+                    ErrorCode::LeaderNotAvailable
+                };
                 Err(ApiError::new(code, e.to_string()))
             }
         }
@@ -128,9 +132,17 @@ impl Node {
     ///
     /// # Errors
     /// See [`crate::partition::PartitionHandle::produce`]; every error carries its outcome.
-    pub async fn produce(&self, group: GroupId, replicas: &[NodeId], batch: RecordBatch) -> Result<u64, ApiError> {
+    pub async fn produce(
+        &self,
+        group: GroupId,
+        replicas: &[NodeId],
+        batch: RecordBatch,
+    ) -> Result<u64, ApiError> {
         let deadline = Instant::now() + self.config().request_timeout();
-        let local_leader = self.partitions().get(group).and_then(|h| h.current_leader());
+        let local_leader = self
+            .partitions()
+            .get(group)
+            .and_then(|h| h.current_leader());
         let me = self.id();
         self.on_leader(
             group,
@@ -141,7 +153,10 @@ impl Node {
                 let batch = batch.clone();
                 async move {
                     let h = self.partitions().get(group).ok_or_else(|| {
-                        ApiError::new(ErrorCode::LeaderNotAvailable, "partition not open on this node yet")
+                        ApiError::new(
+                            ErrorCode::LeaderNotAvailable,
+                            "partition not open on this node yet",
+                        )
                     })?;
                     h.produce(me, batch, remaining).await
                 }
@@ -154,7 +169,10 @@ impl Node {
                 };
                 async move {
                     // Give the leader its whole budget plus slack for the reply to travel back.
-                    match self.send_internal(peer, &req, remaining + Duration::from_millis(500), true).await? {
+                    match self
+                        .send_internal(peer, &req, remaining + Duration::from_millis(500), true)
+                        .await?
+                    {
                         InternalResponse::Produced(base) => Ok(base),
                         other => Err(ApiError::internal(format!("unexpected reply {other:?}"))),
                     }
@@ -169,9 +187,19 @@ impl Node {
     ///
     /// # Errors
     /// `offset_out_of_range`, `leader_not_available`, storage errors.
-    pub async fn fetch(&self, group: GroupId, replicas: &[NodeId], req: FetchRequest) -> Result<FetchResponse, ApiError> {
-        let deadline = Instant::now() + self.config().request_timeout() + Duration::from_millis(req.max_wait_ms);
-        let local_leader = self.partitions().get(group).and_then(|h| h.current_leader());
+    pub async fn fetch(
+        &self,
+        group: GroupId,
+        replicas: &[NodeId],
+        req: FetchRequest,
+    ) -> Result<FetchResponse, ApiError> {
+        let deadline = Instant::now()
+            + self.config().request_timeout()
+            + Duration::from_millis(req.max_wait_ms);
+        let local_leader = self
+            .partitions()
+            .get(group)
+            .and_then(|h| h.current_leader());
         let me = self.id();
         self.on_leader(
             group,
@@ -182,13 +210,19 @@ impl Node {
                 let req = req.clone();
                 async move {
                     let h = self.partitions().get(group).ok_or_else(|| {
-                        ApiError::new(ErrorCode::LeaderNotAvailable, "partition not open on this node yet")
+                        ApiError::new(
+                            ErrorCode::LeaderNotAvailable,
+                            "partition not open on this node yet",
+                        )
                     })?;
                     h.fetch(me, &req).await
                 }
             },
             |peer, _| {
-                let ireq = InternalRequest::Fetch { group, req: req.clone() };
+                let ireq = InternalRequest::Fetch {
+                    group,
+                    req: req.clone(),
+                };
                 let wait = Duration::from_millis(req.max_wait_ms) + self.config().request_timeout();
                 async move {
                     match self.send_internal(peer, &ireq, wait, false).await? {
@@ -205,7 +239,10 @@ impl Node {
     pub async fn partition_status(&self, group: GroupId, replicas: &[NodeId]) -> PartitionStatus {
         let deadline = Instant::now() + Duration::from_millis(1500);
         let me = self.id();
-        let local_leader = self.partitions().get(group).and_then(|h| h.current_leader());
+        let local_leader = self
+            .partitions()
+            .get(group)
+            .and_then(|h| h.current_leader());
         let from_leader = self
             .on_leader(
                 group,
@@ -224,8 +261,14 @@ impl Node {
                     }
                 },
                 |peer, remaining| async move {
-                    let req = InternalRequest::Status { group, require_leader: true };
-                    match self.send_internal(peer, &req, remaining.max(Duration::from_millis(100)), false).await? {
+                    let req = InternalRequest::Status {
+                        group,
+                        require_leader: true,
+                    };
+                    match self
+                        .send_internal(peer, &req, remaining.max(Duration::from_millis(100)), false)
+                        .await?
+                    {
                         InternalResponse::Status(s) => Ok(s),
                         other => Err(ApiError::internal(format!("unexpected reply {other:?}"))),
                     }
@@ -240,8 +283,14 @@ impl Node {
             let s = if *r == me {
                 self.partitions().get(group).map(|h| h.status())
             } else {
-                let req = InternalRequest::Status { group, require_leader: false };
-                match self.send_internal(*r, &req, Duration::from_millis(300), false).await {
+                let req = InternalRequest::Status {
+                    group,
+                    require_leader: false,
+                };
+                match self
+                    .send_internal(*r, &req, Duration::from_millis(300), false)
+                    .await
+                {
                     Ok(InternalResponse::Status(s)) => Some(s),
                     _ => None,
                 }
@@ -251,7 +300,11 @@ impl Node {
                 return s;
             }
         }
-        PartitionStatus { leader: None, high_watermark: 0, log_start_offset: 0 }
+        PartitionStatus {
+            leader: None,
+            high_watermark: 0,
+            log_start_offset: 0,
+        }
     }
 
     /// Applies a metadata command on the metadata leader.
@@ -271,9 +324,15 @@ impl Node {
                 async move { self.local_meta_write(cmd, remaining).await }
             },
             |peer, remaining| {
-                let req = InternalRequest::MetaWrite { cmd: cmd.clone(), timeout_ms: remaining.as_millis() as u64 };
+                let req = InternalRequest::MetaWrite {
+                    cmd: cmd.clone(),
+                    timeout_ms: remaining.as_millis() as u64,
+                };
                 async move {
-                    match self.send_internal(peer, &req, remaining + Duration::from_millis(500), true).await? {
+                    match self
+                        .send_internal(peer, &req, remaining + Duration::from_millis(500), true)
+                        .await?
+                    {
                         InternalResponse::Meta(r) => Ok(r),
                         other => Err(ApiError::internal(format!("unexpected reply {other:?}"))),
                     }
@@ -285,24 +344,40 @@ impl Node {
     }
 
     /// Applies a metadata command if this node leads the metadata group.
-    pub(crate) async fn local_meta_write(&self, cmd: MetaCommand, timeout: Duration) -> Result<MetaResponse, ApiError> {
+    pub(crate) async fn local_meta_write(
+        &self,
+        cmd: MetaCommand,
+        timeout: Duration,
+    ) -> Result<MetaResponse, ApiError> {
         use openraft::errors::{ClientWriteError, RaftError};
         let leader = self.meta_leader();
         if leader != Some(self.id()) {
-            return Err(ApiError::new(ErrorCode::NotLeader, "not the metadata leader").with_leader(leader));
+            return Err(
+                ApiError::new(ErrorCode::NotLeader, "not the metadata leader").with_leader(leader),
+            );
         }
         let bytes = codec::encode(&cmd).map_err(|e| ApiError::internal(e.to_string()))?;
-        match tokio::time::timeout(timeout, self.meta_raft().client_write(Command::Blob(bytes))).await {
-            Err(_) => Err(ApiError::new(ErrorCode::Timeout, "metadata change did not commit in time")),
+        match tokio::time::timeout(timeout, self.meta_raft().client_write(Command::Blob(bytes)))
+            .await
+        {
+            Err(_) => Err(ApiError::new(
+                ErrorCode::Timeout,
+                "metadata change did not commit in time",
+            )),
             Ok(Ok(resp)) => match resp.data {
-                ApplyResult::Blob(b) => codec::decode(&b).map_err(|e| ApiError::internal(e.to_string())),
-                other => Err(ApiError::internal(format!("unexpected apply result {other:?}"))),
+                ApplyResult::Blob(b) => {
+                    codec::decode(&b).map_err(|e| ApiError::internal(e.to_string()))
+                }
+                other => Err(ApiError::internal(format!(
+                    "unexpected apply result {other:?}"
+                ))),
             },
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
                 Err(ApiError::new(ErrorCode::NotLeader, f.to_string()).with_leader(f.leader_id))
             }
             Ok(Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)))) => {
-                Err(ApiError::new(ErrorCode::WriteOutcomeUnknown, f.to_string()).with_leader(f.leader_id))
+                Err(ApiError::new(ErrorCode::WriteOutcomeUnknown, f.to_string())
+                    .with_leader(f.leader_id))
             }
             Ok(Err(e)) => Err(ApiError::internal(e.to_string())),
         }
@@ -312,7 +387,9 @@ impl Node {
     pub(crate) async fn local_meta_read_index(&self) -> Result<u64, ApiError> {
         let leader = self.meta_leader();
         if leader != Some(self.id()) {
-            return Err(ApiError::new(ErrorCode::NotLeader, "not the metadata leader").with_leader(leader));
+            return Err(
+                ApiError::new(ErrorCode::NotLeader, "not the metadata leader").with_leader(leader),
+            );
         }
         self.meta_raft()
             .ensure_linearizable(ReadPolicy::ReadIndex)
@@ -336,7 +413,10 @@ impl Node {
                 deadline,
                 |_| async move { self.local_meta_read_index().await },
                 |peer, remaining| async move {
-                    match self.send_internal(peer, &InternalRequest::MetaReadIndex, remaining, false).await? {
+                    match self
+                        .send_internal(peer, &InternalRequest::MetaReadIndex, remaining, false)
+                        .await?
+                    {
                         InternalResponse::ReadIndex(i) => Ok(i),
                         other => Err(ApiError::internal(format!("unexpected reply {other:?}"))),
                     }
@@ -349,7 +429,10 @@ impl Node {
             .map(|r| r.is_ok());
         match caught_up {
             Ok(true) => Ok(()),
-            _ => Err(ApiError::new(ErrorCode::LeaderNotAvailable, "metadata did not catch up in time")),
+            _ => Err(ApiError::new(
+                ErrorCode::LeaderNotAvailable,
+                "metadata did not catch up in time",
+            )),
         }
     }
 
@@ -362,6 +445,7 @@ impl Node {
             return Ok(t);
         }
         self.catch_up_metadata().await?;
-        self.local_topic(name).ok_or_else(|| ApiError::topic_not_found(name))
+        self.local_topic(name)
+            .ok_or_else(|| ApiError::topic_not_found(name))
     }
 }

@@ -80,7 +80,7 @@ impl<S: BlobState> BlobStateMachine<S> {
         let data = encode(&state)?;
         Ok(SnapshotOf::<TypeConfig, Vec<u8>> {
             meta: SnapshotMetaOf::<TypeConfig> {
-                last_log_id: self.applied.clone(),
+                last_log_id: self.applied,
                 last_membership: self.membership.clone(),
             },
             snapshot: data,
@@ -96,7 +96,7 @@ impl<S: BlobState> BlobStateMachine<S> {
 
     fn persist(&self, mut batch: WriteBatch) -> io::Result<()> {
         let p = Persisted {
-            applied: self.applied.clone(),
+            applied: self.applied,
             membership: self.membership.clone(),
             state: self.read_state()?,
         };
@@ -122,7 +122,13 @@ impl RaftSnapshotBuilder<TypeConfig> for BlobSnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, Vec<u8>>, io::Error> {
         let snap = std::mem::replace(&mut self.snapshot, Err(io::Error::other("built twice")))?;
         let mut batch = WriteBatch::default();
-        write_snapshot(&self.store, self.group, &snap.meta, &snap.snapshot, &mut batch)?;
+        write_snapshot(
+            &self.store,
+            self.group,
+            &snap.meta,
+            &snap.snapshot,
+            &mut batch,
+        )?;
         self.store.write_nosync(batch)?;
         Ok(snap)
     }
@@ -135,7 +141,7 @@ impl<S: BlobState> RaftStateMachine<TypeConfig> for BlobStateMachine<S> {
     async fn applied_state(
         &mut self,
     ) -> Result<(Option<LogIdOf<TypeConfig>>, StoredMembershipOf<TypeConfig>), io::Error> {
-        Ok((self.applied.clone(), self.membership.clone()))
+        Ok((self.applied, self.membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
@@ -149,7 +155,7 @@ impl<S: BlobState> RaftStateMachine<TypeConfig> for BlobStateMachine<S> {
                 EntryPayload::Blank => ApplyResult::Empty,
                 EntryPayload::Membership(ref m) => {
                     self.membership =
-                        StoredMembershipOf::<TypeConfig>::new(Some(log_id.clone()), m.clone());
+                        StoredMembershipOf::<TypeConfig>::new(Some(log_id), m.clone());
                     ApplyResult::Empty
                 }
                 EntryPayload::Normal(Command::Blob(ref cmd)) => {
@@ -198,7 +204,7 @@ impl<S: BlobState> RaftStateMachine<TypeConfig> for BlobStateMachine<S> {
                 .map_err(|_| io::Error::other("state lock poisoned"))?;
             *st = state;
         }
-        self.applied = meta.last_log_id.clone();
+        self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         let mut batch = WriteBatch::default();
         write_snapshot(&self.store, self.group, meta, &snapshot, &mut batch)?;

@@ -154,7 +154,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let last_purged_log_id: Option<LogIdOf<TypeConfig>> = self.get_raft_row(TAG_PURGED)?;
         let last_log_id = match self.last_entry_log_id()? {
             Some(id) => Some(id),
-            None => last_purged_log_id.clone(),
+            None => last_purged_log_id,
         };
         Ok(LogState {
             last_purged_log_id,

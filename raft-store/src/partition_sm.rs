@@ -109,7 +109,7 @@ impl PartitionStateMachine {
     fn snapshot_of_state(&self) -> io::Result<SnapshotOf<TypeConfig, Vec<u8>>> {
         let data = encode(&self.state)?;
         let meta = SnapshotMetaOf::<TypeConfig> {
-            last_log_id: self.state.applied.clone(),
+            last_log_id: self.state.applied,
             last_membership: self.state.membership.clone(),
         };
         Ok(SnapshotOf::<TypeConfig, Vec<u8>> {
@@ -199,7 +199,13 @@ impl RaftSnapshotBuilder<TypeConfig> for PartitionSnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, Vec<u8>>, io::Error> {
         let snap = std::mem::replace(&mut self.snapshot, Err(io::Error::other("built twice")))?;
         let mut batch = WriteBatch::default();
-        write_snapshot(&self.store, self.group, &snap.meta, &snap.snapshot, &mut batch)?;
+        write_snapshot(
+            &self.store,
+            self.group,
+            &snap.meta,
+            &snap.snapshot,
+            &mut batch,
+        )?;
         self.store.write_nosync(batch)?;
         Ok(snap)
     }
@@ -212,7 +218,7 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
     async fn applied_state(
         &mut self,
     ) -> Result<(Option<LogIdOf<TypeConfig>>, StoredMembershipOf<TypeConfig>), io::Error> {
-        Ok((self.state.applied.clone(), self.state.membership.clone()))
+        Ok((self.state.applied, self.state.membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
@@ -228,7 +234,7 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
                 EntryPayload::Blank => ApplyResult::Empty,
                 EntryPayload::Membership(ref m) => {
                     self.state.membership =
-                        StoredMembershipOf::<TypeConfig>::new(Some(log_id.clone()), m.clone());
+                        StoredMembershipOf::<TypeConfig>::new(Some(log_id), m.clone());
                     ApplyResult::Empty
                 }
                 EntryPayload::Normal(Command::Produce(ref records)) => {
@@ -278,7 +284,7 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
         snapshot: Self::SnapshotData,
     ) -> Result<(), io::Error> {
         let mut state: PartitionState = decode(&snapshot)?;
-        state.applied = meta.last_log_id.clone();
+        state.applied = meta.last_log_id;
         state.membership = meta.last_membership.clone();
         // The snapshot stands for every offset below `next_offset`; this replica does not hold
         // those records, so they are below its log start.

@@ -91,13 +91,17 @@ impl PartitionReader {
             if g != self.group || base >= high_watermark {
                 break;
             }
-            let index = u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
-                io::Error::new(io::ErrorKind::InvalidData, "bad offset index row")
-            })?);
+            let index =
+                u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
+                    io::Error::new(io::ErrorKind::InvalidData, "bad offset index row")
+                })?);
             let entry = self.log.read_one(index)?.ok_or_else(|| {
                 io::Error::new(
                     io::ErrorKind::NotFound,
-                    format!("group {} offset {base}: raft entry {index} missing", self.group),
+                    format!(
+                        "group {} offset {base}: raft entry {index} missing",
+                        self.group
+                    ),
                 )
             })?;
             let EntryPayload::Normal(Command::Produce(batch)) = entry.payload else {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DBRecoveryMode, Options, WriteBatch, DB};
 
 use crate::keys::{self, ALL_CFS};
-use crate::syncer::{Syncer, SyncDone};
+use crate::syncer::{SyncDone, Syncer};
 use crate::types::GroupId;
 
 /// Errors of the storage layer as seen by the node (openraft itself gets `io::Error`).
@@ -135,7 +135,10 @@ impl Store {
         self.check_poisoned()?;
         let mut wo = rocksdb::WriteOptions::default();
         wo.set_sync(false);
-        self.inner.db.write_opt(batch, &wo).map_err(io::Error::other)
+        self.inner
+            .db
+            .write_opt(batch, &wo)
+            .map_err(io::Error::other)
     }
 
     /// Writes a batch and fsyncs the WAL before returning (votes must be durable at once).
@@ -143,7 +146,11 @@ impl Store {
         self.check_poisoned()?;
         let mut wo = rocksdb::WriteOptions::default();
         wo.set_sync(true);
-        let res = self.inner.db.write_opt(batch, &wo).map_err(io::Error::other);
+        let res = self
+            .inner
+            .db
+            .write_opt(batch, &wo)
+            .map_err(io::Error::other);
         if res.is_err() {
             // A failed synced write may have failed in fsync: never retry, poison.
             self.inner.poisoned.store(true, Ordering::Release);

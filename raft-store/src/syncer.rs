@@ -57,7 +57,9 @@ fn run(
         pending.push(first);
         pending.extend(rx.try_iter());
         let result = if poisoned.load(Ordering::Acquire) {
-            Err(io::Error::other("storage poisoned by an earlier fsync failure"))
+            Err(io::Error::other(
+                "storage poisoned by an earlier fsync failure",
+            ))
         } else {
             sync_wal(&db)
         };

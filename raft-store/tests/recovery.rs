@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Recovery of a real single-node Raft group on the RocksDB store: reopen after an unclean
 //! stop, a torn WAL tail, and restart after a purge. Also checks that group commit shares one
 //! fsync among many appends.
@@ -12,13 +13,15 @@ use bytes::Bytes;
 use openraft::errors::{RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::v2::RaftNetworkV2;
 use openraft::network::{RPCOption, RaftNetworkFactory};
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse,
+};
 use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::{impls::BasicNode, OptionalSend};
 use raft_store::reader::ReadLimits;
 use raft_store::{
-    ApplyResult, Command, LogProgress, LogStore, PartitionReader, PartitionStateMachine, Record, RecordBatch,
-    Store, TypeConfig, ValueKind,
+    ApplyResult, Command, LogProgress, LogStore, PartitionReader, PartitionStateMachine, Record,
+    RecordBatch, Store, TypeConfig, ValueKind,
 };
 use tokio::sync::watch;
 
@@ -45,7 +48,11 @@ impl RaftNetworkV2<TypeConfig> for NoClient {
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
         Err(RPCError::Unreachable(Unreachable::new(&NoPeers)))
     }
-    async fn vote(&mut self, _r: VoteRequest<TypeConfig>, _o: RPCOption) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+    async fn vote(
+        &mut self,
+        _r: VoteRequest<TypeConfig>,
+        _o: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
         Err(RPCError::Unreachable(Unreachable::new(&NoPeers)))
     }
     async fn full_snapshot(
@@ -83,19 +90,34 @@ fn config() -> Arc<openraft::Config> {
 
 async fn open_group(store: &Store, group: u64) -> Group {
     let (sm, progress) = PartitionStateMachine::open(store.clone(), group).unwrap();
-    let raft = PRaft::new(1, config(), NoNetwork, LogStore::new(store.clone(), group), sm)
-        .await
-        .unwrap();
+    let raft = PRaft::new(
+        1,
+        config(),
+        NoNetwork,
+        LogStore::new(store.clone(), group),
+        sm,
+    )
+    .await
+    .unwrap();
     if !raft.is_initialized().await.unwrap() {
         let mut m = BTreeMap::new();
-        m.insert(1u64, BasicNode { addr: "local".into() });
+        m.insert(
+            1u64,
+            BasicNode {
+                addr: "local".into(),
+            },
+        );
         raft.initialize(m).await.unwrap();
     }
     raft.wait(Some(Duration::from_secs(10)))
         .state(openraft::ServerState::Leader, "leader")
         .await
         .unwrap();
-    Group { raft, progress, reader: PartitionReader::new(store.clone(), group) }
+    Group {
+        raft,
+        progress,
+        reader: PartitionReader::new(store.clone(), group),
+    }
 }
 
 fn batch(group: u64, start: u64, n: u64) -> RecordBatch {
@@ -113,7 +135,11 @@ fn batch(group: u64, start: u64, n: u64) -> RecordBatch {
 }
 
 async fn produce(g: &Group, group: u64, start: u64, n: u64) -> u64 {
-    let resp = g.raft.client_write(Command::Produce(batch(group, start, n))).await.unwrap();
+    let resp = g
+        .raft
+        .client_write(Command::Produce(batch(group, start, n)))
+        .await
+        .unwrap();
     match resp.data {
         ApplyResult::Produced { base_offset, count } => {
             assert_eq!(count as u64, n);
@@ -125,22 +151,33 @@ async fn produce(g: &Group, group: u64, start: u64, n: u64) -> u64 {
 
 fn read_all(g: &Group) -> Vec<(u64, String)> {
     let hw = g.progress.borrow().high_watermark;
-    let lim = ReadLimits { max_records: usize::MAX, max_bytes: usize::MAX };
+    let lim = ReadLimits {
+        max_records: usize::MAX,
+        max_bytes: usize::MAX,
+    };
     let start = g.progress.borrow().log_start_offset;
     g.reader
         .read(start, hw, lim)
         .unwrap()
         .into_iter()
-        .map(|r| (r.offset, String::from_utf8(r.record.value.to_vec()).unwrap()))
+        .map(|r| {
+            (
+                r.offset,
+                String::from_utf8(r.record.value.to_vec()).unwrap(),
+            )
+        })
         .collect()
 }
 
 async fn wait_hw(g: &Group, hw: u64) {
     let mut p = g.progress.clone();
-    tokio::time::timeout(Duration::from_secs(10), p.wait_for(|x| x.high_watermark >= hw))
-        .await
-        .expect("hw reached in time")
-        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        p.wait_for(|x| x.high_watermark >= hw),
+    )
+    .await
+    .expect("hw reached in time")
+    .unwrap();
 }
 
 async fn close(g: Group) {
@@ -169,7 +206,11 @@ async fn acknowledged_records_survive_unclean_reopen() {
         for i in 0..20 {
             offsets.push(produce(&g, 5, i * 10, 10).await);
         }
-        assert_eq!(offsets, (0..20).map(|i| i * 10).collect::<Vec<_>>(), "dense batch offsets");
+        assert_eq!(
+            offsets,
+            (0..20).map(|i| i * 10).collect::<Vec<_>>(),
+            "dense batch offsets"
+        );
         expected = read_all(&g);
         assert_eq!(expected.len(), 200);
         // No flush, no graceful close of RocksDB: only the WAL carries the data.
@@ -221,7 +262,11 @@ async fn torn_wal_tail_recovers_to_a_consistent_prefix() {
         assert_eq!(v, &format!("{{\"g\":9,\"v\":{i}}}"));
     }
     let next = produce(&g, 9, 1000, 1).await;
-    assert_eq!(next, got.len() as u64, "new writes follow the recovered prefix");
+    assert_eq!(
+        next,
+        got.len() as u64,
+        "new writes follow the recovered prefix"
+    );
     close(g).await;
 }
 
@@ -237,12 +282,18 @@ async fn restart_after_purge_keeps_the_retained_log() {
         }
         g.raft.trigger().snapshot().await.unwrap();
         let m = g.raft.wait(Some(Duration::from_secs(10)));
-        let snap = m.metrics(|m| m.snapshot.is_some(), "snapshot built").await.unwrap();
+        let snap = m
+            .metrics(|m| m.snapshot.is_some(), "snapshot built")
+            .await
+            .unwrap();
         purged_upto = snap.snapshot.unwrap().index();
         g.raft.trigger().purge_log(purged_upto).await.unwrap();
         g.raft
             .wait(Some(Duration::from_secs(10)))
-            .metrics(|m| m.purged.as_ref().is_some_and(|p| p.index() >= purged_upto), "purged")
+            .metrics(
+                |m| m.purged.as_ref().is_some_and(|p| p.index() >= purged_upto),
+                "purged",
+            )
             .await
             .unwrap();
         for i in 10..15 {
@@ -254,15 +305,24 @@ async fn restart_after_purge_keeps_the_retained_log() {
     let mut log = LogStore::new(store.clone(), 3);
     use openraft::storage::RaftLogStorage;
     let state = log.get_log_state().await.unwrap();
-    assert!(state.last_purged_log_id.as_ref().is_some_and(|l| l.index() >= purged_upto));
+    assert!(state
+        .last_purged_log_id
+        .as_ref()
+        .is_some_and(|l| l.index() >= purged_upto));
     let g = open_group(&store, 3).await;
     wait_hw(&g, 60).await;
     assert_eq!(g.progress.borrow().high_watermark, 60);
     // Records written after the purge point are readable at their offsets.
     let hw = g.progress.borrow().high_watermark;
-    let lim = ReadLimits { max_records: 1000, max_bytes: usize::MAX };
+    let lim = ReadLimits {
+        max_records: 1000,
+        max_bytes: usize::MAX,
+    };
     let tail = g.reader.read(40, hw, lim).unwrap();
-    assert_eq!(tail.iter().map(|r| r.offset).collect::<Vec<_>>(), (40..60).collect::<Vec<_>>());
+    assert_eq!(
+        tail.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (40..60).collect::<Vec<_>>()
+    );
     assert_eq!(produce(&g, 3, 60, 1).await, 60);
     close(g).await;
 }
@@ -293,7 +353,10 @@ async fn group_commit_shares_fsyncs_across_groups() {
     let appends = after.appends_synced - before.appends_synced;
     let syncs = after.wal_syncs - before.wal_syncs;
     assert!(appends >= 200, "appends {appends}");
-    assert!(syncs < appends, "group commit: {syncs} fsyncs for {appends} appends");
+    assert!(
+        syncs < appends,
+        "group commit: {syncs} fsyncs for {appends} appends"
+    );
     for g in groups {
         match Arc::try_unwrap(g) {
             Ok(g) => close(g).await,

@@ -20,8 +20,16 @@ pub async fn cluster(State(node): State<Node>) -> impl IntoResponse {
         .iter()
         .map(|(id, addr)| json!({"id": id, "address": addr, "alive": node.is_alive(*id)}))
         .collect();
-    let groups: Vec<_> = meta.all_groups().map(|(t, i, p)| (t.name.clone(), i, p.clone())).collect();
-    let statuses = join_all(groups.iter().map(|(_, _, p)| node.partition_status(p.group, &p.replicas))).await;
+    let groups: Vec<_> = meta
+        .all_groups()
+        .map(|(t, i, p)| (t.name.clone(), i, p.clone()))
+        .collect();
+    let statuses = join_all(
+        groups
+            .iter()
+            .map(|(_, _, p)| node.partition_status(p.group, &p.replicas)),
+    )
+    .await;
     let partitions: Vec<_> = groups
         .iter()
         .zip(statuses)
@@ -41,7 +49,10 @@ pub async fn cluster(State(node): State<Node>) -> impl IntoResponse {
 
 /// `GET /healthz`: the process serves.
 pub async fn healthz(State(node): State<Node>) -> impl IntoResponse {
-    (StatusCode::OK, Json(json!({"status": "ok", "node_id": node.id()})))
+    (
+        StatusCode::OK,
+        Json(json!({"status": "ok", "node_id": node.id()})),
+    )
 }
 
 /// `GET /readyz`: a metadata leader is known and local partitions are open.
@@ -49,6 +60,9 @@ pub async fn readyz(State(node): State<Node>) -> Result<impl IntoResponse, ApiEr
     if node.is_ready() {
         Ok(Json(json!({"status": "ready", "node_id": node.id()})))
     } else {
-        Err(ApiError::new(ErrorCode::NotReady, "the node is not ready: no metadata leader yet, or shutting down"))
+        Err(ApiError::new(
+            ErrorCode::NotReady,
+            "the node is not ready: no metadata leader yet, or shutting down",
+        ))
     }
 }

@@ -29,7 +29,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
             if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(ErrorCode::PayloadTooLarge, "request body exceeds the node's limit")
+                ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    "request body exceeds the node's limit",
+                )
             } else {
                 ApiError::bad_request(format!("could not read the body: {rej}"))
             }
@@ -60,7 +63,10 @@ impl ApiQuery {
         match self.0.get(name) {
             None => Ok(None),
             Some(v) => v.trim().parse::<u64>().map(Some).map_err(|_| {
-                ApiError::new(code, format!("'{name}' must be a non-negative integer, got '{v}'"))
+                ApiError::new(
+                    code,
+                    format!("'{name}' must be a non-negative integer, got '{v}'"),
+                )
             }),
         }
     }

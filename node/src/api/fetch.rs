@@ -33,7 +33,10 @@ async fn partition_of(node: &Node, topic: &str, raw: &str) -> Result<PartitionMe
     t.partitions.get(p as usize).cloned().ok_or_else(|| {
         ApiError::new(
             ErrorCode::PartitionNotFound,
-            format!("topic '{topic}' has no partition {p} (it has {})", t.partitions.len()),
+            format!(
+                "topic '{topic}' has no partition {p} (it has {})",
+                t.partitions.len()
+            ),
         )
     })
 }
@@ -52,14 +55,20 @@ pub async fn records(
     Path((topic, partition)): Path<(String, String)>,
     q: ApiQuery,
 ) -> Result<Json<FetchResponseDto>, ApiError> {
-    let offset = q
-        .u64("offset", ErrorCode::InvalidOffset)?
-        .ok_or_else(|| ApiError::new(ErrorCode::InvalidOffset, "the 'offset' parameter is required"))?;
+    let offset = q.u64("offset", ErrorCode::InvalidOffset)?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidOffset,
+            "the 'offset' parameter is required",
+        )
+    })?;
     let req = FetchRequest {
         offset,
         max_records: bounded(&q, "max_records", DEFAULT_MAX_RECORDS, MAX_MAX_RECORDS)? as usize,
         max_bytes: bounded(&q, "max_bytes", DEFAULT_MAX_BYTES, MAX_MAX_BYTES)? as usize,
-        max_wait_ms: q.u64("max_wait_ms", ErrorCode::BadRequest)?.unwrap_or(0).min(MAX_WAIT_MS),
+        max_wait_ms: q
+            .u64("max_wait_ms", ErrorCode::BadRequest)?
+            .unwrap_or(0)
+            .min(MAX_WAIT_MS),
     };
     let p = partition_of(&node, &topic, &partition).await?;
     let resp = node.fetch(p.group, &p.replicas, req).await?;
@@ -72,7 +81,10 @@ pub async fn records(
                     RawValue::from_string(String::from_utf8_lossy(&r.value).into_owned()).ok(),
                     None,
                 ),
-                ValueKind::Binary => (None, Some(base64::engine::general_purpose::STANDARD.encode(&r.value))),
+                ValueKind::Binary => (
+                    None,
+                    Some(base64::engine::general_purpose::STANDARD.encode(&r.value)),
+                ),
             };
             FetchedRecordDto {
                 offset,
@@ -103,7 +115,12 @@ pub async fn offsets(
     let p = partition_of(&node, &topic, &partition).await?;
     let s = node.partition_status(p.group, &p.replicas).await;
     if s.leader.is_none() {
-        return Err(ApiError::new(ErrorCode::LeaderNotAvailable, "the partition has no leader right now"));
+        return Err(ApiError::new(
+            ErrorCode::LeaderNotAvailable,
+            "the partition has no leader right now",
+        ));
     }
-    Ok(Json(json!({ "earliest": s.log_start_offset, "latest": s.high_watermark })))
+    Ok(Json(
+        json!({ "earliest": s.log_start_offset, "latest": s.high_watermark }),
+    ))
 }

@@ -27,10 +27,22 @@ pub fn router(node: Node) -> Router {
     let body_limit = node.config().max_request_bytes;
     Router::new()
         .route("/v1/topics", get(topics::list).post(topics::create))
-        .route("/v1/topics/{topic}", get(topics::get).delete(topics::delete))
-        .route("/v1/topics/{topic}/records", axum::routing::post(produce::produce))
-        .route("/v1/topics/{topic}/partitions/{partition}/records", get(fetch::records))
-        .route("/v1/topics/{topic}/partitions/{partition}/offsets", get(fetch::offsets))
+        .route(
+            "/v1/topics/{topic}",
+            get(topics::get).delete(topics::delete),
+        )
+        .route(
+            "/v1/topics/{topic}/records",
+            axum::routing::post(produce::produce),
+        )
+        .route(
+            "/v1/topics/{topic}/partitions/{partition}/records",
+            get(fetch::records),
+        )
+        .route(
+            "/v1/topics/{topic}/partitions/{partition}/offsets",
+            get(fetch::offsets),
+        )
         .route("/v1/cluster", get(cluster::cluster))
         .route("/healthz", get(cluster::healthz))
         .route("/readyz", get(cluster::readyz))
@@ -45,7 +57,10 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this endpoint")
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "method not allowed on this endpoint",
+    )
 }
 
 /// Wraps each request in a `request` span with an id, echoed in `x-request-id`.

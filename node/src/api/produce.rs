@@ -35,7 +35,12 @@ fn invalid(i: usize, msg: impl std::fmt::Display) -> ApiError {
 }
 
 /// Turns one request record into a stored record, or says what is wrong with it.
-fn to_record(i: usize, r: ProduceRecord, now: i64, max_record_bytes: usize) -> Result<Record, ApiError> {
+fn to_record(
+    i: usize,
+    r: ProduceRecord,
+    now: i64,
+    max_record_bytes: usize,
+) -> Result<Record, ApiError> {
     let (value, value_kind) = match (r.value, r.value_base64) {
         (Some(v), None) => (Bytes::from(v.get().to_owned()), ValueKind::Json),
         (None, Some(b)) => (
@@ -47,11 +52,19 @@ fn to_record(i: usize, r: ProduceRecord, now: i64, max_record_bytes: usize) -> R
             ValueKind::Binary,
         ),
         (None, None) => return Err(invalid(i, "missing 'value' (or 'value_base64')")),
-        (Some(_), Some(_)) => return Err(invalid(i, "give either 'value' or 'value_base64', not both")),
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                i,
+                "give either 'value' or 'value_base64', not both",
+            ))
+        }
     };
     if let Some(k) = &r.key {
         if k.len() > MAX_KEY_BYTES {
-            return Err(invalid(i, format!("key is longer than {MAX_KEY_BYTES} bytes")));
+            return Err(invalid(
+                i,
+                format!("key is longer than {MAX_KEY_BYTES} bytes"),
+            ));
         }
     }
     let record = Record {
@@ -82,7 +95,9 @@ pub async fn produce(
     ApiJson(req): ApiJson<ProduceRequest>,
 ) -> Result<Response, ApiError> {
     if req.records.is_empty() {
-        return Err(ApiError::new(ErrorCode::EmptyBatch, "the request holds no records").for_write());
+        return Err(
+            ApiError::new(ErrorCode::EmptyBatch, "the request holds no records").for_write(),
+        );
     }
     if req.records.len() > MAX_RECORDS_PER_REQUEST {
         return Err(ApiError::new(
@@ -122,8 +137,7 @@ pub async fn produce(
         let meta = &topic.partitions[p as usize];
         let span = tracing::debug_span!("partition", topic = %topic.name, partition = p);
         let node = node.clone();
-        async move { (p, node.produce(meta.group, &meta.replicas, batch).await) }
-            .instrument(span)
+        async move { (p, node.produce(meta.group, &meta.replicas, batch).await) }.instrument(span)
     }))
     .await;
     let outcome: BTreeMap<u32, Result<u64, ApiError>> = results.into_iter().collect();
@@ -131,14 +145,24 @@ pub async fn produce(
     let offsets: Vec<RecordOffset> = placement
         .iter()
         .map(|(p, i)| match outcome.get(p) {
-            Some(Ok(base)) => RecordOffset { partition: *p, offset: Some(base + i), error_code: None, error: None },
+            Some(Ok(base)) => RecordOffset {
+                partition: *p,
+                offset: Some(base + i),
+                error_code: None,
+                error: None,
+            },
             Some(Err(e)) => RecordOffset {
                 partition: *p,
                 offset: None,
                 error_code: Some(e.code.number()),
                 error: Some(e.code.name().to_string()),
             },
-            None => RecordOffset { partition: *p, offset: None, error_code: None, error: None },
+            None => RecordOffset {
+                partition: *p,
+                offset: None,
+                error_code: None,
+                error: None,
+            },
         })
         .collect();
     let failures: Vec<&ApiError> = outcome.values().filter_map(|r| r.as_ref().err()).collect();
@@ -150,7 +174,11 @@ pub async fn produce(
     let any_written = outcome.values().any(|r| r.is_ok());
     let all_not_applied = failures.iter().all(|e| e.is_not_applied());
     let mut err = (*first).clone();
-    err.outcome = Some(if !any_written && all_not_applied { Outcome::NotApplied } else { Outcome::Unknown });
+    err.outcome = Some(if !any_written && all_not_applied {
+        Outcome::NotApplied
+    } else {
+        Outcome::Unknown
+    });
     if any_written {
         err.message = format!("some partitions failed: {}", err.message);
     }
@@ -188,13 +216,29 @@ mod tests {
         let r = to_record(0, rec(r#"{"value_base64":"AAEC"}"#), 0, 1 << 20).unwrap();
         assert_eq!(&r.value[..], &[0, 1, 2]);
         assert_eq!(r.value_kind, ValueKind::Binary);
-        assert_eq!(to_record(0, rec(r#"{"value_base64":"!!"}"#), 0, 1 << 20).unwrap_err().code, ErrorCode::InvalidRecord);
-        assert_eq!(to_record(0, rec(r#"{"value":1,"value_base64":"AA=="}"#), 0, 1 << 20).unwrap_err().code, ErrorCode::InvalidRecord);
+        assert_eq!(
+            to_record(0, rec(r#"{"value_base64":"!!"}"#), 0, 1 << 20)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidRecord
+        );
+        assert_eq!(
+            to_record(0, rec(r#"{"value":1,"value_base64":"AA=="}"#), 0, 1 << 20)
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidRecord
+        );
     }
 
     #[test]
     fn oversized_record_is_413() {
-        let e = to_record(0, rec(r#"{"value":"0123456789012345678901234567890123456789"}"#), 0, 20).unwrap_err();
+        let e = to_record(
+            0,
+            rec(r#"{"value":"0123456789012345678901234567890123456789"}"#),
+            0,
+            20,
+        )
+        .unwrap_err();
         assert_eq!(e.code, ErrorCode::PayloadTooLarge);
         assert_eq!(e.outcome, Some(Outcome::NotApplied));
     }

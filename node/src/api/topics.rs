@@ -19,7 +19,12 @@ use crate::node::Node;
 /// Most partitions one topic may have.
 pub const MAX_PARTITIONS: u32 = 1024;
 /// Topic configs Raftka knows, with their validation.
-const KNOWN_CONFIGS: [&str; 4] = ["retention.ms", "retention.bytes", "max.message.bytes", "cleanup.policy"];
+const KNOWN_CONFIGS: [&str; 4] = [
+    "retention.ms",
+    "retention.bytes",
+    "max.message.bytes",
+    "cleanup.policy",
+];
 
 /// Kafka's topic-name rules: 1–249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
@@ -27,7 +32,9 @@ pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
         && name.len() <= 249
         && name != "."
         && name != ".."
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-');
     if ok {
         Ok(())
     } else {
@@ -38,20 +45,33 @@ pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-fn validate_configs(raw: &BTreeMap<String, serde_json::Value>) -> Result<BTreeMap<String, String>, ApiError> {
+fn validate_configs(
+    raw: &BTreeMap<String, serde_json::Value>,
+) -> Result<BTreeMap<String, String>, ApiError> {
     let mut out = BTreeMap::new();
     for (k, v) in raw {
         if !KNOWN_CONFIGS.contains(&k.as_str()) {
-            return Err(ApiError::new(ErrorCode::InvalidTopic, format!("unknown topic config '{k}'")));
+            return Err(ApiError::new(
+                ErrorCode::InvalidTopic,
+                format!("unknown topic config '{k}'"),
+            ));
         }
         let s = match v {
             serde_json::Value::String(s) => s.clone(),
             serde_json::Value::Number(n) => n.to_string(),
-            _ => return Err(ApiError::new(ErrorCode::InvalidTopic, format!("config '{k}' must be a string or number"))),
+            _ => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidTopic,
+                    format!("config '{k}' must be a string or number"),
+                ))
+            }
         };
         if k == "cleanup.policy" {
             if s != "delete" {
-                return Err(ApiError::new(ErrorCode::InvalidTopic, "cleanup.policy supports only 'delete'"));
+                return Err(ApiError::new(
+                    ErrorCode::InvalidTopic,
+                    "cleanup.policy supports only 'delete'",
+                ));
             }
         } else {
             match s.parse::<i64>() {
@@ -59,7 +79,9 @@ fn validate_configs(raw: &BTreeMap<String, serde_json::Value>) -> Result<BTreeMa
                 _ => {
                     return Err(ApiError::new(
                         ErrorCode::InvalidTopic,
-                        format!("config '{k}' must be an integer >= -1 (max.message.bytes >= 1), got '{s}'"),
+                        format!(
+                        "config '{k}' must be an integer >= -1 (max.message.bytes >= 1), got '{s}'"
+                    ),
                     ))
                 }
             }
@@ -99,18 +121,29 @@ pub async fn describe(node: &Node, topic: &TopicMeta) -> TopicDescription {
 }
 
 /// `POST /v1/topics`.
-pub async fn create(State(node): State<Node>, ApiJson(req): ApiJson<CreateTopicRequest>) -> Result<impl IntoResponse, ApiError> {
+pub async fn create(
+    State(node): State<Node>,
+    ApiJson(req): ApiJson<CreateTopicRequest>,
+) -> Result<impl IntoResponse, ApiError> {
     validate_topic_name(&req.name)?;
     let partitions = req.partitions.unwrap_or(1);
     if partitions == 0 || partitions > MAX_PARTITIONS {
-        return Err(ApiError::new(ErrorCode::InvalidTopic, format!("partitions must be 1..={MAX_PARTITIONS}")));
+        return Err(ApiError::new(
+            ErrorCode::InvalidTopic,
+            format!("partitions must be 1..={MAX_PARTITIONS}"),
+        ));
     }
     let nodes: Vec<_> = node.inner.transport.peers().keys().copied().collect();
-    let rf = req.replication_factor.unwrap_or_else(|| (nodes.len() as u32).min(3));
+    let rf = req
+        .replication_factor
+        .unwrap_or_else(|| (nodes.len() as u32).min(3));
     if rf == 0 || rf as usize > nodes.len() {
         return Err(ApiError::new(
             ErrorCode::InvalidReplicationFactor,
-            format!("replication_factor must be 1..={} (the cluster's node count)", nodes.len()),
+            format!(
+                "replication_factor must be 1..={} (the cluster's node count)",
+                nodes.len()
+            ),
         ));
     }
     let configs = validate_configs(&req.configs)?;
@@ -127,18 +160,25 @@ pub async fn create(State(node): State<Node>, ApiJson(req): ApiJson<CreateTopicR
             // when this returns; a partition still electing shows `leader: null`.
             let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
             let mut desc = describe(&node, &topic).await;
-            while desc.partitions.iter().any(|p| p.leader.is_none()) && tokio::time::Instant::now() < deadline {
+            while desc.partitions.iter().any(|p| p.leader.is_none())
+                && tokio::time::Instant::now() < deadline
+            {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 desc = describe(&node, &topic).await;
             }
             Ok((StatusCode::CREATED, Json(desc)))
         }
-        MetaResponse::TopicExists => Err(ApiError::new(ErrorCode::TopicExists, format!("topic '{}' already exists", req.name))),
+        MetaResponse::TopicExists => Err(ApiError::new(
+            ErrorCode::TopicExists,
+            format!("topic '{}' already exists", req.name),
+        )),
         MetaResponse::NotEnoughNodes { needed, have } => Err(ApiError::new(
             ErrorCode::InvalidReplicationFactor,
             format!("replication factor {needed} needs {needed} nodes; the cluster has {have}"),
         )),
-        other => Err(ApiError::internal(format!("unexpected metadata reply {other:?}"))),
+        other => Err(ApiError::internal(format!(
+            "unexpected metadata reply {other:?}"
+        ))),
     }
 }
 
@@ -158,18 +198,29 @@ pub async fn list(State(node): State<Node>) -> Result<impl IntoResponse, ApiErro
 }
 
 /// `GET /v1/topics/{t}`.
-pub async fn get(State(node): State<Node>, Path(name): Path<String>) -> Result<impl IntoResponse, ApiError> {
+pub async fn get(
+    State(node): State<Node>,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
     let topic = node.topic(&name).await?;
     Ok(Json(describe(&node, &topic).await))
 }
 
 /// `DELETE /v1/topics/{t}`.
-pub async fn delete(State(node): State<Node>, Path(name): Path<String>) -> Result<impl IntoResponse, ApiError> {
+pub async fn delete(
+    State(node): State<Node>,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
     node.topic(&name).await?;
-    match node.meta_write(MetaCommand::DeleteTopic { name: name.clone() }).await? {
+    match node
+        .meta_write(MetaCommand::DeleteTopic { name: name.clone() })
+        .await?
+    {
         MetaResponse::TopicDeleted => Ok(Json(json!({ "name": name, "deleted": true }))),
         MetaResponse::TopicNotFound => Err(ApiError::topic_not_found(&name)),
-        other => Err(ApiError::internal(format!("unexpected metadata reply {other:?}"))),
+        other => Err(ApiError::internal(format!(
+            "unexpected metadata reply {other:?}"
+        ))),
     }
 }
 
@@ -181,7 +232,11 @@ mod tests {
     fn topic_names_follow_kafka_rules() {
         assert!(validate_topic_name("orders.v1_a-b").is_ok());
         for bad in ["", ".", "..", "a b", "a/b", &"x".repeat(250)] {
-            assert_eq!(validate_topic_name(bad).unwrap_err().code, ErrorCode::InvalidTopic, "{bad}");
+            assert_eq!(
+                validate_topic_name(bad).unwrap_err().code,
+                ErrorCode::InvalidTopic,
+                "{bad}"
+            );
         }
     }
 

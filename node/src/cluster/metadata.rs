@@ -138,7 +138,12 @@ impl MetaState {
                 let parts = (0..partitions)
                     .map(|p| PartitionMeta {
                         group: first_group + u64::from(p),
-                        replicas: place_replicas(&nodes, &mut load, replication_factor as usize, first_group + u64::from(p)),
+                        replicas: place_replicas(
+                            &nodes,
+                            &mut load,
+                            replication_factor as usize,
+                            first_group + u64::from(p),
+                        ),
                     })
                     .collect();
                 self.next_group = first_group + u64::from(partitions);
@@ -190,13 +195,19 @@ mod tests {
         let MetaResponse::TopicCreated(t) = s.execute(create("a", 3, 3)) else {
             panic!("not created")
         };
-        assert_eq!(t.partitions.iter().map(|p| p.group).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(
+            t.partitions.iter().map(|p| p.group).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
         assert_eq!(s.execute(create("a", 3, 3)), MetaResponse::TopicExists);
         let MetaResponse::TopicCreated(b) = s.execute(create("b", 2, 1)) else {
             panic!("not created")
         };
         assert_eq!(b.partitions[0].group, 4);
-        assert_eq!(s.execute(MetaCommand::DeleteTopic { name: "a".into() }), MetaResponse::TopicDeleted);
+        assert_eq!(
+            s.execute(MetaCommand::DeleteTopic { name: "a".into() }),
+            MetaResponse::TopicDeleted
+        );
         // Group ids are never reused, so a recreated topic cannot meet old Raft state.
         let MetaResponse::TopicCreated(a2) = s.execute(create("a", 1, 1)) else {
             panic!("not created")
@@ -215,10 +226,18 @@ mod tests {
 
     #[test]
     fn apply_is_deterministic() {
-        let cmds = [create("a", 6, 3), create("b", 5, 2), MetaCommand::DeleteTopic { name: "a".into() }, create("c", 4, 1)];
+        let cmds = [
+            create("a", 6, 3),
+            create("b", 5, 2),
+            MetaCommand::DeleteTopic { name: "a".into() },
+            create("c", 4, 1),
+        ];
         let run = || {
             let mut s = MetaState::default();
-            let outs: Vec<Vec<u8>> = cmds.iter().map(|c| s.apply(0, &codec::encode(c).unwrap())).collect();
+            let outs: Vec<Vec<u8>> = cmds
+                .iter()
+                .map(|c| s.apply(0, &codec::encode(c).unwrap()))
+                .collect();
             (outs, codec::encode(&s).unwrap())
         };
         assert_eq!(run(), run());

@@ -59,11 +59,18 @@ mod tests {
             assert_eq!(d.len(), 3);
         }
         let spread = |m: &BTreeMap<NodeId, usize>| {
-            (m.values().min().copied().unwrap_or(0), m.values().max().copied().unwrap_or(0))
+            (
+                m.values().min().copied().unwrap_or(0),
+                m.values().max().copied().unwrap_or(0),
+            )
         };
         let (min, max) = spread(&load.replicas);
         assert!(max - min <= 1, "replicas {load:?}");
-        assert_eq!(load.leaders.len(), 5, "every node leads some partitions: {load:?}");
+        assert_eq!(
+            load.leaders.len(),
+            5,
+            "every node leads some partitions: {load:?}"
+        );
         let (min, max) = spread(&load.leaders);
         // Greedy placement: leaders stay within two of each other.
         assert!(max - min <= 2, "leaders {load:?}");
@@ -72,7 +79,9 @@ mod tests {
     #[test]
     fn three_nodes_rf3_rotate_leaders() {
         let mut load = Load::default();
-        let firsts: Vec<NodeId> = (0..6).map(|g| place_replicas(&[1, 2, 3], &mut load, 3, g)[0]).collect();
+        let firsts: Vec<NodeId> = (0..6)
+            .map(|g| place_replicas(&[1, 2, 3], &mut load, 3, g)[0])
+            .collect();
         for id in [1, 2, 3] {
             assert_eq!(firsts.iter().filter(|f| **f == id).count(), 2, "{firsts:?}");
         }

@@ -45,7 +45,9 @@ async fn reconcile_once(node: &Node) -> Result<(), String> {
             wanted.insert(p.group, p.replicas.clone());
             if node.partitions().get(p.group).is_none() {
                 let span = tracing::info_span!("partition", topic = %topic.name, partition, group = p.group);
-                open_group(node, p.group, &p.replicas).instrument(span).await?;
+                open_group(node, p.group, &p.replicas)
+                    .instrument(span)
+                    .await?;
             }
         }
     }
@@ -62,7 +64,10 @@ async fn reconcile_once(node: &Node) -> Result<(), String> {
         }
     }
     // Drop leftover state of deleted groups (e.g. deleted while this node was down).
-    let on_disk = node.store().groups_with_state().map_err(|e| e.to_string())?;
+    let on_disk = node
+        .store()
+        .groups_with_state()
+        .map_err(|e| e.to_string())?;
     for g in on_disk {
         if g != raft_store::METADATA_GROUP && g < meta.next_group && !live.contains(&g) {
             tracing::info!(group = g, "dropping data of a deleted partition group");
@@ -74,7 +79,8 @@ async fn reconcile_once(node: &Node) -> Result<(), String> {
 
 async fn open_group(node: &Node, group: GroupId, replicas: &[NodeId]) -> Result<(), String> {
     let store = node.store().clone();
-    let (sm, progress) = PartitionStateMachine::open(store.clone(), group).map_err(|e| e.to_string())?;
+    let (sm, progress) =
+        PartitionStateMachine::open(store.clone(), group).map_err(|e| e.to_string())?;
     let raft = PartitionRaft::new(
         node.id(),
         node.inner.raft_config.clone(),
@@ -90,7 +96,12 @@ async fn open_group(node: &Node, group: GroupId, replicas: &[NodeId]) -> Result<
         let members: BTreeMap<NodeId, BasicNode> = replicas
             .iter()
             .map(|id| {
-                let addr = node.inner.transport.addr_of(*id).unwrap_or_default().to_string();
+                let addr = node
+                    .inner
+                    .transport
+                    .addr_of(*id)
+                    .unwrap_or_default()
+                    .to_string();
                 (*id, BasicNode { addr })
             })
             .collect();

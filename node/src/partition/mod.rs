@@ -132,34 +132,55 @@ impl PartitionHandle {
     /// `not_leader` (not applied) when another node leads, `write_outcome_unknown` when the
     /// entry was proposed but discarded by a leader change, `timeout` when it did not commit in
     /// time (outcome unknown).
-    pub async fn produce(&self, me: NodeId, batch: RecordBatch, timeout: Duration) -> Result<u64, ApiError> {
+    pub async fn produce(
+        &self,
+        me: NodeId,
+        batch: RecordBatch,
+        timeout: Duration,
+    ) -> Result<u64, ApiError> {
         let leader = self.current_leader();
         if leader != Some(me) {
-            return Err(ApiError::new(ErrorCode::NotLeader, format!("node {me} does not lead this partition"))
-                .with_leader(leader)
-                .for_write());
+            return Err(ApiError::new(
+                ErrorCode::NotLeader,
+                format!("node {me} does not lead this partition"),
+            )
+            .with_leader(leader)
+            .for_write());
         }
-        let res = tokio::time::timeout(timeout, self.raft.client_write(Command::Produce(batch))).await;
+        let res =
+            tokio::time::timeout(timeout, self.raft.client_write(Command::Produce(batch))).await;
         match res {
-            Err(_) => Err(ApiError::new(ErrorCode::Timeout, "the write did not commit in time; it may still commit").for_write()),
+            Err(_) => Err(ApiError::new(
+                ErrorCode::Timeout,
+                "the write did not commit in time; it may still commit",
+            )
+            .for_write()),
             Ok(Ok(resp)) => match resp.data {
                 ApplyResult::Produced { base_offset, .. } => Ok(base_offset),
-                other => Err(ApiError::internal(format!("unexpected apply result {other:?}")).for_write()),
+                other => Err(
+                    ApiError::internal(format!("unexpected apply result {other:?}")).for_write(),
+                ),
             },
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => Err(ApiError::new(
-                ErrorCode::NotLeader,
-                format!("leadership moved before the write was proposed: {f}"),
-            )
-            .with_leader(f.leader_id)
-            .for_write()),
-            Ok(Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)))) => Err(ApiError::new(
-                ErrorCode::WriteOutcomeUnknown,
-                format!("the leader changed after the write was proposed: {f}"),
-            )
-            .with_leader(f.leader_id)
-            .for_write()),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Err(ApiError::new(
+                    ErrorCode::NotLeader,
+                    format!("leadership moved before the write was proposed: {f}"),
+                )
+                .with_leader(f.leader_id)
+                .for_write())
+            }
+            Ok(Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(f)))) => {
+                Err(ApiError::new(
+                    ErrorCode::WriteOutcomeUnknown,
+                    format!("the leader changed after the write was proposed: {f}"),
+                )
+                .with_leader(f.leader_id)
+                .for_write())
+            }
             Ok(Err(RaftError::APIError(e))) => Err(ApiError::internal(e.to_string()).for_write()),
-            Ok(Err(RaftError::Fatal(f))) => Err(ApiError::new(ErrorCode::StorageFailed, f.to_string()).for_write()),
+            Ok(Err(RaftError::Fatal(f))) => {
+                Err(ApiError::new(ErrorCode::StorageFailed, f.to_string()).for_write())
+            }
         }
     }
 
@@ -171,12 +192,18 @@ impl PartitionHandle {
     pub async fn fetch(&self, me: NodeId, req: &FetchRequest) -> Result<FetchResponse, ApiError> {
         let leader = self.current_leader();
         if leader != Some(me) {
-            return Err(ApiError::new(ErrorCode::NotLeader, format!("node {me} does not lead this partition")).with_leader(leader));
+            return Err(ApiError::new(
+                ErrorCode::NotLeader,
+                format!("node {me} does not lead this partition"),
+            )
+            .with_leader(leader));
         }
         match self.raft.ensure_linearizable(ReadPolicy::LeaseRead).await {
             Ok(_) => {}
             Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
-                return Err(ApiError::new(ErrorCode::NotLeader, f.to_string()).with_leader(f.leader_id));
+                return Err(
+                    ApiError::new(ErrorCode::NotLeader, f.to_string()).with_leader(f.leader_id)
+                );
             }
             Err(e) => return Err(ApiError::new(ErrorCode::LeaderNotAvailable, e.to_string())),
         }

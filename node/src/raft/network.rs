@@ -34,7 +34,11 @@ impl GroupNetwork {
 impl RaftNetworkFactory<TypeConfig> for GroupNetwork {
     type Network = PeerClient;
 
-    async fn new_client(&mut self, target: NodeId, _node: &openraft::impls::BasicNode) -> PeerClient {
+    async fn new_client(
+        &mut self,
+        target: NodeId,
+        _node: &openraft::impls::BasicNode,
+    ) -> PeerClient {
         PeerClient {
             transport: self.transport.clone(),
             group: self.group,
@@ -60,7 +64,9 @@ impl PeerClient {
         let body = codec::encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let path = format!("/raft/{}/{rpc}", self.group);
         match self.transport.post(self.target, &path, body, timeout).await {
-            Ok(bytes) => codec::decode(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e))),
+            Ok(bytes) => {
+                codec::decode(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))
+            }
             // Unreachable makes openraft back off; a missing group (404) is treated the same,
             // since the peer has not opened this group yet.
             Err(e @ SendError::NotSent { .. }) => Err(RPCError::Unreachable(Unreachable::new(&e))),

@@ -50,8 +50,11 @@ async fn require_secret(State(node): State<Node>, req: Request, next: Next) -> R
         .get(SECRET_HEADER)
         .is_some_and(|v| secret_matches(v.as_bytes(), node.config().secret.as_bytes()));
     if !ok {
-        return ApiError::new(ErrorCode::Unauthorized, "internal endpoint: cluster secret required")
-            .into_response();
+        return ApiError::new(
+            ErrorCode::Unauthorized,
+            "internal endpoint: cluster secret required",
+        )
+        .into_response();
     }
     next.run(req).await
 }
@@ -101,7 +104,10 @@ where
             );
             match codec::decode::<Req>(body) {
                 Ok((vote, meta, data)) => {
-                    let snap = Snapshot { meta, snapshot: data };
+                    let snap = Snapshot {
+                        meta,
+                        snapshot: data,
+                    };
                     match raft.install_full_snapshot(vote, snap).await {
                         Ok(resp) => binary(&resp),
                         Err(e) => unavailable(e),
@@ -114,13 +120,21 @@ where
     }
 }
 
-async fn raft_rpc(State(node): State<Node>, Path((group, rpc)): Path<(GroupId, String)>, body: Bytes) -> Response {
+async fn raft_rpc(
+    State(node): State<Node>,
+    Path((group, rpc)): Path<(GroupId, String)>,
+    body: Bytes,
+) -> Response {
     if group == METADATA_GROUP {
         return dispatch(node.meta_raft(), &rpc, &body).await;
     }
     match node.partitions().get(group) {
         Some(h) => dispatch(&h.raft, &rpc, &body).await,
-        None => (StatusCode::NOT_FOUND, format!("group {group} is not open on this node")).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            format!("group {group} is not open on this node"),
+        )
+            .into_response(),
     }
 }
 
@@ -134,18 +148,35 @@ async fn internal_rpc(State(node): State<Node>, body: Bytes) -> Response {
 
 async fn handle_internal(node: &Node, req: InternalRequest) -> Result<InternalResponse, ApiError> {
     let me = node.id();
-    let not_open = || ApiError::new(ErrorCode::LeaderNotAvailable, "partition not open on this node");
+    let not_open = || {
+        ApiError::new(
+            ErrorCode::LeaderNotAvailable,
+            "partition not open on this node",
+        )
+    };
     match req {
-        InternalRequest::Produce { group, batch, timeout_ms } => {
-            let h = node.partitions().get(group).ok_or_else(|| not_open().for_write())?;
+        InternalRequest::Produce {
+            group,
+            batch,
+            timeout_ms,
+        } => {
+            let h = node
+                .partitions()
+                .get(group)
+                .ok_or_else(|| not_open().for_write())?;
             let timeout = Duration::from_millis(timeout_ms).min(node.config().request_timeout());
-            h.produce(me, batch, timeout).await.map(InternalResponse::Produced)
+            h.produce(me, batch, timeout)
+                .await
+                .map(InternalResponse::Produced)
         }
         InternalRequest::Fetch { group, req } => {
             let h = node.partitions().get(group).ok_or_else(not_open)?;
             h.fetch(me, &req).await.map(InternalResponse::Fetched)
         }
-        InternalRequest::Status { group, require_leader } => {
+        InternalRequest::Status {
+            group,
+            require_leader,
+        } => {
             let h = node.partitions().get(group).ok_or_else(not_open)?;
             let s = h.status();
             if require_leader && s.leader != Some(me) {
@@ -155,9 +186,14 @@ async fn handle_internal(node: &Node, req: InternalRequest) -> Result<InternalRe
         }
         InternalRequest::MetaWrite { cmd, timeout_ms } => {
             let timeout = Duration::from_millis(timeout_ms).min(node.config().request_timeout());
-            node.local_meta_write(cmd, timeout).await.map(InternalResponse::Meta)
+            node.local_meta_write(cmd, timeout)
+                .await
+                .map(InternalResponse::Meta)
         }
-        InternalRequest::MetaReadIndex => node.local_meta_read_index().await.map(InternalResponse::ReadIndex),
+        InternalRequest::MetaReadIndex => node
+            .local_meta_read_index()
+            .await
+            .map(InternalResponse::ReadIndex),
     }
 }
 

@@ -52,7 +52,9 @@ impl TestCluster {
             dir,
         };
         for (id, l) in listeners {
-            let node = raftka_node::start(c.config(id), l, c.faults.clone()).await.unwrap();
+            let node = raftka_node::start(c.config(id), l, c.faults.clone())
+                .await
+                .unwrap();
             c.nodes.insert(id, Some(node));
         }
         c.wait_ready().await;
@@ -60,7 +62,12 @@ impl TestCluster {
     }
 
     pub fn config(&self, id: u64) -> Config {
-        let mut cfg = Config::for_node(id, self.addrs[&id], self.dir.path().join(format!("node-{id}")), &self.peers);
+        let mut cfg = Config::for_node(
+            id,
+            self.addrs[&id],
+            self.dir.path().join(format!("node-{id}")),
+            &self.peers,
+        );
         cfg.max_request_bytes = 1024 * 1024;
         cfg.max_record_bytes = 256 * 1024;
         cfg
@@ -127,7 +134,13 @@ impl TestCluster {
     }
 
     pub async fn post(&self, id: u64, path: &str, body: Value) -> (u16, Value) {
-        let r = self.http.post(self.url(id, path)).json(&body).send().await.unwrap();
+        let r = self
+            .http
+            .post(self.url(id, path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -140,7 +153,11 @@ impl TestCluster {
 
     pub async fn create_topic(&self, name: &str, partitions: u32, rf: u32) -> Value {
         let (s, b) = self
-            .post(1, "/v1/topics", json!({"name": name, "partitions": partitions, "replication_factor": rf}))
+            .post(
+                1,
+                "/v1/topics",
+                json!({"name": name, "partitions": partitions, "replication_factor": rf}),
+            )
             .await;
         assert_eq!(s, 201, "create topic: {b}");
         b
