@@ -1,1 +1,25 @@
-//! placeholder
+//! Rust client for Raftka's HTTP/JSON API.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), raftka_client::Error> {
+//! use raftka_client::{Client, NewRecord};
+//! let client = Client::new(["127.0.0.1:19091", "127.0.0.1:19092"])?;
+//! client.create_topic("orders", 3, 3).await?;
+//! let offsets = client
+//!     .produce("orders", &[NewRecord::json(serde_json::json!({"item": "book"})).with_key("user-1")])
+//!     .await?;
+//! let fetched = client.fetch("orders", offsets[0].partition, 0, 100, 0).await?;
+//! println!("{} records", fetched.records.len());
+//! # Ok(()) }
+//! ```
+//!
+//! Errors say whether a write definitely did not happen ([`Outcome::NotApplied`]) or may have
+//! happened ([`Outcome::Unknown`]); the client never retries the latter on its own.
+
+pub mod client;
+pub mod error;
+pub mod types;
+
+pub use client::Client;
+pub use error::{Error, Outcome};
+pub use types::*;

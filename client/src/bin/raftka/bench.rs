@@ -1,0 +1,274 @@
+//! `raftka bench produce`: the equivalent of `kafka-producer-perf-test`, which also checks at
+//! the end that every acknowledged record is present at its acknowledged offset.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use hdrhistogram::Histogram;
+use raftka_client::{Client, Error, Outcome};
+use serde_json::json;
+
+/// Benchmarks.
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Produce records as fast as possible (or at --rate) and report throughput and latency.
+    Produce(ProduceArgs),
+}
+
+/// Options of `bench produce`.
+#[derive(Args, Clone)]
+pub struct ProduceArgs {
+    /// Topic (created if missing).
+    #[arg(long, default_value = "bench")]
+    pub topic: String,
+    /// Partitions, when the topic is created.
+    #[arg(long, default_value_t = 3)]
+    pub partitions: u32,
+    /// Replication factor, when the topic is created.
+    #[arg(long, default_value_t = 3)]
+    pub replication_factor: u32,
+    /// Records to send.
+    #[arg(long, default_value_t = 100_000)]
+    pub records: u64,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 100)]
+    pub record_size: usize,
+    /// Records per request (all for one partition, so one Raft entry each).
+    #[arg(long, default_value_t = 100)]
+    pub batch: u64,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Fixed rate in records per second (0 = as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// Stop after this many seconds even if records remain.
+    #[arg(long, default_value_t = 300)]
+    pub max_seconds: u64,
+    /// Skip the final verification read.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Print a final JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs a benchmark.
+pub async fn run(client: Client, cmd: BenchCommand) -> anyhow::Result<()> {
+    match cmd {
+        BenchCommand::Produce(a) => produce(client, a).await,
+    }
+}
+
+struct Acked {
+    partition: u32,
+    base_offset: u64,
+    first_id: u64,
+    count: u64,
+}
+
+fn body(partition: u32, first_id: u64, n: u64, size: usize) -> Vec<u8> {
+    let pad = "x".repeat(size.saturating_sub(12));
+    let mut s = String::with_capacity((n as usize) * (size + 40) + 16);
+    s.push_str("{\"records\":[");
+    for i in 0..n {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&format!(
+            "{{\"partition\":{partition},\"value\":\"{:012}{pad}\"}}",
+            first_id + i
+        ));
+    }
+    s.push_str("]}");
+    s.into_bytes()
+}
+
+async fn ensure_topic(client: &Client, a: &ProduceArgs) -> anyhow::Result<u32> {
+    match client.describe_topic(&a.topic).await {
+        Ok(t) => Ok(t.partitions.len() as u32),
+        Err(e) if e.name() == Some("topic_not_found") => {
+            let t = client
+                .create_topic(&a.topic, a.partitions, a.replication_factor)
+                .await?;
+            Ok(t.partitions.len() as u32)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn produce(client: Client, a: ProduceArgs) -> anyhow::Result<()> {
+    if a.batch == 0 || a.records == 0 || a.concurrency == 0 {
+        bail!("--records, --batch and --concurrency must be positive");
+    }
+    let partitions = ensure_topic(&client, &a).await?;
+    let requests = a.records.div_ceil(a.batch);
+    let next = Arc::new(AtomicU64::new(0));
+    let done_records = Arc::new(AtomicU64::new(0));
+    let acked = Arc::new(Mutex::new(Vec::<Acked>::new()));
+    let errors = Arc::new(Mutex::new(HashMap::<String, u64>::new()));
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(a.max_seconds);
+
+    let progress = {
+        let done = done_records.clone();
+        let total = a.records;
+        tokio::spawn(async move {
+            let mut last = 0;
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let d = done.load(Ordering::Relaxed);
+                eprintln!("  {d}/{total} records acked, {} records/s", d - last);
+                last = d;
+            }
+        })
+    };
+
+    let mut workers = Vec::new();
+    for _ in 0..a.concurrency {
+        let (client, next, done, acked, errors, a) = (
+            client.clone(),
+            next.clone(),
+            done_records.clone(),
+            acked.clone(),
+            errors.clone(),
+            a.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| anyhow::anyhow!("{e}"))?;
+            loop {
+                let idx = next.fetch_add(1, Ordering::Relaxed);
+                if idx >= requests || Instant::now() >= deadline {
+                    return Ok::<_, anyhow::Error>(hist);
+                }
+                let first_id = idx * a.batch;
+                let n = a.batch.min(a.records - first_id);
+                if a.rate > 0 {
+                    let due = start + Duration::from_secs_f64(first_id as f64 / a.rate as f64);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let partition = (idx % u64::from(partitions)) as u32;
+                let t0 = Instant::now();
+                let res = client.produce_raw(&a.topic, body(partition, first_id, n, a.record_size)).await;
+                let us = t0.elapsed().as_micros() as u64;
+                match res {
+                    Ok(offsets) => {
+                        hist.record(us.max(1)).ok();
+                        let base = offsets.first().map(|o| o.offset).unwrap_or(0);
+                        let contiguous = offsets.iter().enumerate().all(|(i, o)| o.partition == partition && o.offset == base + i as u64);
+                        if !contiguous || offsets.len() as u64 != n {
+                            bail!("request {idx}: offsets not contiguous in partition {partition}: {offsets:?}");
+                        }
+                        done.fetch_add(n, Ordering::Relaxed);
+                        if let Ok(mut v) = acked.lock() {
+                            v.push(Acked { partition, base_offset: base, first_id, count: n });
+                        }
+                    }
+                    Err(e) => {
+                        let kind = match (&e, e.outcome()) {
+                            (Error::Server { name, .. }, o) => format!("{name} ({o:?})"),
+                            (_, Outcome::NotApplied) => "unreachable (NotApplied)".to_string(),
+                            (_, Outcome::Unknown) => "transport (Unknown)".to_string(),
+                        };
+                        if let Ok(mut m) = errors.lock() {
+                            *m.entry(kind).or_insert(0) += 1;
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    for w in workers {
+        hist.add(w.await??)?;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    progress.abort();
+    let acked_records = done_records.load(Ordering::Relaxed);
+    let rps = acked_records as f64 / elapsed;
+    let mbps = rps * a.record_size as f64 / 1e6;
+    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    let errors = errors.lock().map(|m| m.clone()).unwrap_or_default();
+    println!(
+        "produce: {acked_records} records acked in {elapsed:.2}s = {rps:.0} records/s, {mbps:.2} MB/s ({} B values, batch {}, concurrency {})",
+        a.record_size, a.batch, a.concurrency
+    );
+    println!(
+        "request latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+        ms(0.5),
+        ms(0.9),
+        ms(0.99),
+        ms(0.999),
+        hist.max() as f64 / 1000.0
+    );
+    if !errors.is_empty() {
+        println!("errors: {errors:?}");
+    }
+    let verified = if a.no_verify {
+        None
+    } else {
+        let acked = std::mem::take(&mut *acked.lock().map_err(|_| anyhow::anyhow!("lock"))?);
+        Some(verify(&client, &a.topic, &acked).await?)
+    };
+    if a.json {
+        println!(
+            "{}",
+            json!({"records_acked": acked_records, "seconds": elapsed, "records_per_sec": rps, "mb_per_sec": mbps,
+                   "p50_ms": ms(0.5), "p90_ms": ms(0.9), "p99_ms": ms(0.99), "p999_ms": ms(0.999),
+                   "max_ms": hist.max() as f64 / 1000.0, "errors": errors, "verified": verified})
+        );
+    }
+    Ok(())
+}
+
+/// Reads back every partition that holds acknowledged records and checks each one is at its
+/// acknowledged offset with its value.
+async fn verify(client: &Client, topic: &str, acked: &[Acked]) -> anyhow::Result<u64> {
+    let mut by_partition: HashMap<u32, Vec<&Acked>> = HashMap::new();
+    for a in acked {
+        by_partition.entry(a.partition).or_default().push(a);
+    }
+    let mut checked = 0u64;
+    for (p, batches) in by_partition {
+        let mut ids: HashMap<u64, u64> = HashMap::new();
+        let mut offset = 0u64;
+        loop {
+            let r = client
+                .fetch(topic, p, offset, 10_000, 0)
+                .await
+                .context("verification fetch")?;
+            for rec in &r.records {
+                let id = rec
+                    .value
+                    .as_str()
+                    .and_then(|s| s.get(..12))
+                    .and_then(|s| s.parse::<u64>().ok());
+                if let Some(id) = id {
+                    ids.insert(rec.offset, id);
+                }
+            }
+            offset += r.records.len() as u64;
+            if r.records.is_empty() || offset >= r.high_watermark {
+                break;
+            }
+        }
+        for b in batches {
+            for i in 0..b.count {
+                match ids.get(&(b.base_offset + i)) {
+                    Some(id) if *id == b.first_id + i => checked += 1,
+                    other => bail!(
+                        "partition {p} offset {}: expected record {}, found {other:?}",
+                        b.base_offset + i,
+                        b.first_id + i
+                    ),
+                }
+            }
+        }
+    }
+    println!("verified: all {checked} acknowledged records are present at their offsets");
+    Ok(checked)
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Measures leader failover on a running local cluster: the time from `kill -9` of a partition's
+# leader to the first acknowledged produce on that partition (through a surviving node).
+#
+#   scripts/measure-failover.sh [--dir DIR] [--runs N]
+#
+# Each run creates a 1-partition RF-3 topic, produces one record per request in a loop through
+# a surviving node, kills the leader, restarts it afterwards, and prints the gap in ms.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+dir="${RAFTKA_CLUSTER_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.cluster}"
+runs=3
+while (($#)); do
+  case "$1" in
+    --dir) dir="$2"; shift 2 ;;
+    --runs) runs="$2"; shift 2 ;;
+    *) echo "usage: $0 [--dir DIR] [--runs N]" >&2; exit 2 ;;
+  esac
+done
+cluster="$(dirname "${BASH_SOURCE[0]}")/cluster.sh"
+load_cluster_env "$dir"
+
+json_get() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+for run in $(seq 1 "$runs"); do
+  topic="failover-$(date +%s)-$run"
+  base="$(node_addr 1)"
+  curl -sf -XPOST "http://$base/v1/topics" -H 'content-type: application/json' \
+    -d "{\"name\":\"$topic\",\"partitions\":1,\"replication_factor\":3}" >/dev/null
+  leader="$(curl -sf "http://$base/v1/topics/$topic" | json_get 'd["partitions"][0]["leader"]')"
+  via=""
+  for i in $(seq 1 "$CL_NODES"); do
+    [ "$i" != "$leader" ] && { via="$(node_addr "$i")"; break; }
+  done
+  log="$(mktemp)"
+  # Bounded load loop: at most 4000 requests or 30 s.
+  (
+    end=$(( $(date +%s) + 30 ))
+    for _ in $(seq 1 4000); do
+      [ "$(date +%s)" -ge "$end" ] && break
+      started="$(date +%s%N)"
+      code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 15 -XPOST "http://$via/v1/topics/$topic/records" \
+        -H 'content-type: application/json' -d '{"records":[{"value":1}]}' || true)"
+      echo "$started $(date +%s%N) $code"
+    done
+  ) >"$log" &
+  loop=$!
+  sleep 1
+  # Signal the recorded PID directly so t0 is the moment of the SIGKILL, not of a script start.
+  pid="$(node_pid "$dir" "$leader")" || die "node $leader is not running"
+  kill -KILL "$pid"
+  t0="$(date +%s%N)"
+  sleep 8
+  kill "$loop" 2>/dev/null || true
+  wait "$loop" 2>/dev/null || true
+  # The first request sent after the kill that was acknowledged; its completion time counts.
+  first_ok="$(awk -v t0="$t0" '$1 > t0 && $3 == 200 { print $2; exit }' "$log")"
+  if [ -n "$first_ok" ]; then
+    echo "run $run: leader $leader killed; first acknowledged produce after $(( (first_ok - t0) / 1000000 )) ms"
+  else
+    echo "run $run: no acknowledged produce within 8 s of the kill"
+  fi
+  rm -f "$log"
+  "$cluster" restart "$leader" --dir "$dir" >/dev/null 2>&1
+done
