@@ -4,7 +4,7 @@
 //!
 //! `outcome` tells a writer whether its write definitely did not happen (`not_applied`, safe to
 //! retry) or may have happened (`unknown`). It is absent on reads. Clients branch on
-//! `error_code` or `error`, never on `message`. `docs/error-codes.md` mirrors this table and a
+//! `error_code` or `error`, never on `message`. The table in `docs/api.md#errors` mirrors this and a
 //! unit test pins every row.
 
 use axum::http::StatusCode;

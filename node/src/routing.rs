@@ -54,9 +54,20 @@ impl Node {
                 ErrorCode::LeaderNotAvailable,
                 format!("node {peer} unreachable: {reason}"),
             )),
-            Err(e) => {
+            Err(SendError::MaybeSent {
+                reason, timed_out, ..
+            }) => {
+                // For a write, the peer may have proposed it: the outcome is unknown.
+                let code = match (is_write, timed_out) {
+                    (false, _) => ErrorCode::LeaderNotAvailable,
+                    (true, true) => ErrorCode::Timeout,
+                    (true, false) => ErrorCode::WriteOutcomeUnknown,
+                };
+                Err(ApiError::new(code, format!("node {peer}: {reason}")))
+            }
+            Err(e @ SendError::Status { .. }) => {
                 let code = if is_write {
-                    ErrorCode::Timeout
+                    ErrorCode::Internal
                 } else {
                     ErrorCode::LeaderNotAvailable
                 };

@@ -31,6 +31,8 @@ pub enum SendError {
         peer: NodeId,
         /// Why.
         reason: String,
+        /// Whether the failure was the request timing out (rather than the connection failing).
+        timed_out: bool,
     },
     /// The peer answered with a non-success status.
     #[error("peer {peer} answered HTTP {status}: {body}")]
@@ -190,12 +192,14 @@ impl Transport {
         let bytes = resp.bytes().await.map_err(|e| SendError::MaybeSent {
             peer,
             reason: e.to_string(),
+            timed_out: e.is_timeout(),
         })?;
         if self.inner.faults.is_blocked(peer, me) {
             // The request went through but the reply is lost on the way back.
             return Err(SendError::MaybeSent {
                 peer,
                 reason: "reply dropped by fault injection".into(),
+                timed_out: false,
             });
         }
         if !status.is_success() {
@@ -241,6 +245,7 @@ fn classify(peer: NodeId, e: &reqwest::Error) -> SendError {
         SendError::MaybeSent {
             peer,
             reason: e.to_string(),
+            timed_out: e.is_timeout(),
         }
     }
 }
