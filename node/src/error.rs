@@ -61,12 +61,22 @@ error_codes! {
     TopicNotFound = (40401, "topic_not_found", StatusCode::NOT_FOUND, false, NotApplied),
     /// The partition does not exist in the topic.
     PartitionNotFound = (40402, "partition_not_found", StatusCode::NOT_FOUND, false, NotApplied),
+    /// The consumer group member is unknown (never joined, left, or its session expired).
+    UnknownMember = (40403, "unknown_member", StatusCode::NOT_FOUND, false, NotApplied),
     /// No such route.
     RouteNotFound = (40404, "not_found", StatusCode::NOT_FOUND, false, NotApplied),
+    /// The consumer group does not exist.
+    GroupNotFound = (40405, "group_not_found", StatusCode::NOT_FOUND, false, NotApplied),
     /// The method is not allowed on this route.
     MethodNotAllowed = (40501, "method_not_allowed", StatusCode::METHOD_NOT_ALLOWED, false, NotApplied),
     /// The topic already exists.
     TopicExists = (40901, "topic_exists", StatusCode::CONFLICT, false, NotApplied),
+    /// The request carries an old group generation (a zombie member); nothing changed.
+    Fenced = (40902, "fenced", StatusCode::CONFLICT, false, NotApplied),
+    /// The member does not own the partition it commits for.
+    PartitionNotAssigned = (40903, "partition_not_assigned", StatusCode::CONFLICT, false, NotApplied),
+    /// The group has members; the operation needs an empty group.
+    GroupNotEmpty = (40904, "group_not_empty", StatusCode::CONFLICT, false, NotApplied),
     /// The request body is larger than the node accepts.
     PayloadTooLarge = (41301, "payload_too_large", StatusCode::PAYLOAD_TOO_LARGE, false, NotApplied),
     /// The requested offset is outside `[log_start_offset, high_watermark]`.
@@ -79,6 +89,8 @@ error_codes! {
     EmptyBatch = (42202, "empty_batch", StatusCode::UNPROCESSABLE_ENTITY, false, NotApplied),
     /// Not enough live nodes for the requested replication factor.
     InvalidReplicationFactor = (42203, "invalid_replication_factor", StatusCode::UNPROCESSABLE_ENTITY, false, NotApplied),
+    /// A committed offset beyond the partition's end (or below its start).
+    InvalidCommitOffset = (42204, "invalid_commit_offset", StatusCode::UNPROCESSABLE_ENTITY, false, NotApplied),
     /// The partition (or metadata) has no leader right now, e.g. during an election.
     LeaderNotAvailable = (50301, "leader_not_available", StatusCode::SERVICE_UNAVAILABLE, true, NotApplied),
     /// The contacted node is not the leader; carries a leader hint.
@@ -217,15 +229,21 @@ mod tests {
             (40101, "unauthorized", 401, false, NotApplied),
             (40401, "topic_not_found", 404, false, NotApplied),
             (40402, "partition_not_found", 404, false, NotApplied),
+            (40403, "unknown_member", 404, false, NotApplied),
             (40404, "not_found", 404, false, NotApplied),
+            (40405, "group_not_found", 404, false, NotApplied),
             (40501, "method_not_allowed", 405, false, NotApplied),
             (40901, "topic_exists", 409, false, NotApplied),
+            (40902, "fenced", 409, false, NotApplied),
+            (40903, "partition_not_assigned", 409, false, NotApplied),
+            (40904, "group_not_empty", 409, false, NotApplied),
             (41301, "payload_too_large", 413, false, NotApplied),
             (41601, "offset_out_of_range", 416, false, NotApplied),
             (41501, "unsupported_media_type", 415, false, NotApplied),
             (42201, "invalid_record", 422, false, NotApplied),
             (42202, "empty_batch", 422, false, NotApplied),
             (42203, "invalid_replication_factor", 422, false, NotApplied),
+            (42204, "invalid_commit_offset", 422, false, NotApplied),
             (50301, "leader_not_available", 503, true, NotApplied),
             (50302, "not_leader", 503, true, NotApplied),
             (50303, "not_ready", 503, true, NotApplied),

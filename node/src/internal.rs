@@ -4,6 +4,7 @@
 use raft_store::{GroupId, RecordBatch};
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::coordinator::HeartbeatReply;
 use crate::cluster::metadata::{MetaCommand, MetaResponse};
 use crate::partition::{FetchRequest, FetchResponse, PartitionStatus};
 
@@ -45,6 +46,13 @@ pub enum InternalRequest {
     },
     /// The metadata leader's linearizable read index.
     MetaReadIndex,
+    /// A consumer group heartbeat, handled by the metadata leader (the coordinator).
+    GroupHeartbeat {
+        /// Group.
+        group: String,
+        /// Member.
+        member_id: String,
+    },
 }
 
 /// The answer to an [`InternalRequest`].
@@ -60,4 +68,6 @@ pub enum InternalResponse {
     Meta(MetaResponse),
     /// Read index of the metadata group.
     ReadIndex(u64),
+    /// Heartbeat reply.
+    Heartbeat(HeartbeatReply),
 }

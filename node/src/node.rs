@@ -48,6 +48,7 @@ pub(crate) struct NodeInner {
     pub(crate) meta_state: Arc<RwLock<MetaState>>,
     pub(crate) meta_applied: watch::Receiver<u64>,
     pub(crate) partitions: Registry,
+    pub(crate) coordinator: crate::cluster::coordinator::Coordinator,
     pub(crate) last_seen: RwLock<HashMap<NodeId, Instant>>,
     pub(crate) leader_cache: RwLock<HashMap<u64, NodeId>>,
     pub(crate) reconciled: AtomicBool,
@@ -106,6 +107,7 @@ impl Node {
                 meta_state,
                 meta_applied,
                 partitions: Registry::default(),
+                coordinator: Default::default(),
                 last_seen: RwLock::new(HashMap::new()),
                 leader_cache: RwLock::new(HashMap::new()),
                 reconciled: AtomicBool::new(false),
@@ -137,6 +139,10 @@ impl Node {
             .spawn(async move { crate::cluster::reconcile::run(n).await });
         let n = self.clone();
         self.inner.tasks.spawn(async move { n.probe_peers().await });
+        let n = self.clone();
+        self.inner
+            .tasks
+            .spawn(async move { n.run_coordinator().await });
     }
 
     async fn probe_peers(self) {
@@ -220,6 +226,14 @@ impl Node {
             .read()
             .map(|s| s.clone())
             .unwrap_or_default()
+    }
+
+    /// Runs `f` on the local metadata under a short read lock (never across an await).
+    pub fn with_metadata<T>(&self, f: impl FnOnce(&MetaState) -> T) -> T {
+        match self.inner.meta_state.read() {
+            Ok(s) => f(&s),
+            Err(poisoned) => f(&poisoned.into_inner()),
+        }
     }
 
     /// Looks a topic up in the local metadata.

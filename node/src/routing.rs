@@ -12,6 +12,7 @@ use openraft::raft::ReadPolicy;
 use raft_store::{codec, ApplyResult, Command, GroupId, NodeId, RecordBatch};
 use tokio::time::Instant;
 
+use crate::cluster::coordinator::HeartbeatReply;
 use crate::cluster::metadata::{MetaCommand, MetaResponse, TopicMeta};
 use crate::error::{ApiError, ErrorCode};
 use crate::internal::{InternalRequest, InternalResponse, INTERNAL_RPC_PATH};
@@ -445,6 +446,37 @@ impl Node {
                 "metadata did not catch up in time",
             )),
         }
+    }
+
+    /// Sends a consumer-group heartbeat to the coordinator (the metadata leader).
+    ///
+    /// # Errors
+    /// `unknown_member`, `group_not_found`, or routing errors.
+    pub async fn group_heartbeat(
+        &self,
+        group: &str,
+        member_id: &str,
+    ) -> Result<HeartbeatReply, ApiError> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let peers: Vec<NodeId> = self.inner.transport.peers().keys().copied().collect();
+        self.on_leader(
+            META_KEY,
+            &peers,
+            self.meta_leader(),
+            deadline,
+            |_| async move { self.local_heartbeat(group, member_id) },
+            |peer, remaining| async move {
+                let req = InternalRequest::GroupHeartbeat {
+                    group: group.to_string(),
+                    member_id: member_id.to_string(),
+                };
+                match self.send_internal(peer, &req, remaining, false).await? {
+                    InternalResponse::Heartbeat(r) => Ok(r),
+                    other => Err(ApiError::internal(format!("unexpected reply {other:?}"))),
+                }
+            },
+        )
+        .await
     }
 
     /// Looks a topic up, catching up with the metadata leader first when it is not known here.

@@ -3,6 +3,7 @@
 pub mod cluster;
 pub mod extract;
 pub mod fetch;
+pub mod groups;
 pub mod produce;
 pub mod topics;
 pub mod types;
@@ -42,6 +43,35 @@ pub fn router(node: Node) -> Router {
         .route(
             "/v1/topics/{topic}/partitions/{partition}/offsets",
             get(fetch::offsets),
+        )
+        .route("/v1/groups", get(groups::list))
+        .route(
+            "/v1/groups/{group}",
+            get(groups::describe).delete(groups::delete),
+        )
+        .route(
+            "/v1/groups/{group}/members",
+            axum::routing::post(groups::join),
+        )
+        .route(
+            "/v1/groups/{group}/members/{member}",
+            axum::routing::delete(groups::leave),
+        )
+        .route(
+            "/v1/groups/{group}/members/{member}/heartbeat",
+            axum::routing::post(groups::heartbeat),
+        )
+        .route(
+            "/v1/groups/{group}/members/{member}/release",
+            axum::routing::post(groups::release),
+        )
+        .route(
+            "/v1/groups/{group}/offsets",
+            get(groups::committed).post(groups::commit),
+        )
+        .route(
+            "/v1/groups/{group}/offsets/reset",
+            axum::routing::post(groups::reset),
         )
         .route("/v1/cluster", get(cluster::cluster))
         .route("/healthz", get(cluster::healthz))

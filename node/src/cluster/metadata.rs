@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use raft_store::{codec, BlobState, GroupId, NodeId};
 use serde::{Deserialize, Serialize};
 
+use super::groups::{GroupError, GroupState, MemberState, TopicPartition};
 use super::placement::{place_replicas, Load};
 
 /// One partition's placement.
@@ -39,6 +40,8 @@ pub struct MetaState {
     pub topics: BTreeMap<String, TopicMeta>,
     /// The next unused partition group id (group 0 is the metadata group).
     pub next_group: GroupId,
+    /// Consumer groups by name.
+    pub groups: BTreeMap<String, GroupState>,
 }
 
 /// A change to the metadata.
@@ -62,6 +65,58 @@ pub enum MetaCommand {
         /// Name.
         name: String,
     },
+    /// A consumer joins (or rejoins) a group.
+    JoinGroup {
+        /// Group.
+        group: String,
+        /// Rejoining member, or `None` for a new one.
+        member_id: Option<String>,
+        /// Client name.
+        client_id: String,
+        /// Subscribed topics.
+        topics: Vec<String>,
+        /// Session timeout.
+        session_timeout_ms: u64,
+    },
+    /// Members leave (or are expired by the coordinator).
+    RemoveMembers {
+        /// Group.
+        group: String,
+        /// Members.
+        members: Vec<String>,
+    },
+    /// A member acknowledges the generation and gives up revoked partitions.
+    Release {
+        /// Group.
+        group: String,
+        /// Member.
+        member_id: String,
+        /// Generation.
+        generation: u64,
+    },
+    /// Commit offsets (next offset to read) for partitions the member owns.
+    Commit {
+        /// Group.
+        group: String,
+        /// Member.
+        member_id: String,
+        /// Generation.
+        generation: u64,
+        /// Offsets.
+        offsets: Vec<(TopicPartition, u64)>,
+    },
+    /// Set offsets of an empty group (offset reset tools).
+    SetOffsets {
+        /// Group.
+        group: String,
+        /// Offsets.
+        offsets: Vec<(TopicPartition, u64)>,
+    },
+    /// Delete an empty group.
+    DeleteGroup {
+        /// Group.
+        group: String,
+    },
 }
 
 /// The result of a [`MetaCommand`].
@@ -82,6 +137,19 @@ pub enum MetaResponse {
         /// Nodes known.
         have: u32,
     },
+    /// A member joined.
+    Joined {
+        /// Its id.
+        member_id: String,
+        /// The group generation.
+        generation: u64,
+        /// Partitions it owns now.
+        assignment: Vec<TopicPartition>,
+    },
+    /// A group operation succeeded.
+    GroupOk,
+    /// A group operation was refused; nothing changed.
+    GroupRefused(GroupError),
     /// The command could not be decoded (a version mismatch).
     Invalid(String),
 }
@@ -115,7 +183,7 @@ impl MetaState {
         load
     }
 
-    fn execute(&mut self, cmd: MetaCommand) -> MetaResponse {
+    fn execute(&mut self, index: u64, cmd: MetaCommand) -> MetaResponse {
         match cmd {
             MetaCommand::CreateTopic {
                 name,
@@ -153,21 +221,132 @@ impl MetaState {
                     replication_factor,
                     configs,
                 };
-                self.topics.insert(name, topic.clone());
+                self.topics.insert(name.clone(), topic.clone());
+                self.rebalance_subscribers_of(&name);
                 MetaResponse::TopicCreated(topic)
             }
             MetaCommand::DeleteTopic { name } => match self.topics.remove(&name) {
-                Some(_) => MetaResponse::TopicDeleted,
+                Some(_) => {
+                    for g in self.groups.values_mut() {
+                        g.offsets.retain(|(t, _), _| *t != name);
+                    }
+                    self.rebalance_subscribers_of(&name);
+                    MetaResponse::TopicDeleted
+                }
                 None => MetaResponse::TopicNotFound,
             },
+            MetaCommand::JoinGroup {
+                group,
+                member_id,
+                client_id,
+                topics,
+                session_timeout_ms,
+            } => {
+                let counts = self.partition_counts();
+                let g = self.groups.entry(group).or_default();
+                let id = match member_id {
+                    Some(id) if g.members.contains_key(&id) => id,
+                    Some(_) => return MetaResponse::GroupRefused(GroupError::UnknownMember),
+                    // Member ids come from the Raft index: unique and the same on every replica.
+                    None => format!("{client_id}-{index}"),
+                };
+                let member = MemberState {
+                    client_id,
+                    topics: topics.into_iter().collect(),
+                    session_timeout_ms,
+                };
+                let changed = g.members.get(&id) != Some(&member);
+                g.members.insert(id.clone(), member);
+                g.rebalance(&counts, changed);
+                MetaResponse::Joined {
+                    assignment: g.owned_by(&id),
+                    generation: g.generation,
+                    member_id: id,
+                }
+            }
+            MetaCommand::RemoveMembers { group, members } => {
+                let counts = self.partition_counts();
+                let Some(g) = self.groups.get_mut(&group) else {
+                    return MetaResponse::GroupRefused(GroupError::GroupNotFound);
+                };
+                let before = g.members.len();
+                for m in &members {
+                    g.members.remove(m);
+                }
+                if g.members.len() == before {
+                    return MetaResponse::GroupRefused(GroupError::UnknownMember);
+                }
+                g.rebalance(&counts, true);
+                MetaResponse::GroupOk
+            }
+            MetaCommand::Release {
+                group,
+                member_id,
+                generation,
+            } => match self.groups.get_mut(&group) {
+                None => MetaResponse::GroupRefused(GroupError::GroupNotFound),
+                Some(g) => match g.release(&member_id, generation) {
+                    Ok(()) => MetaResponse::GroupOk,
+                    Err(e) => MetaResponse::GroupRefused(e),
+                },
+            },
+            MetaCommand::Commit {
+                group,
+                member_id,
+                generation,
+                offsets,
+            } => match self.groups.get_mut(&group) {
+                None => MetaResponse::GroupRefused(GroupError::GroupNotFound),
+                Some(g) => match g.commit(&member_id, generation, &offsets) {
+                    Ok(()) => MetaResponse::GroupOk,
+                    Err(e) => MetaResponse::GroupRefused(e),
+                },
+            },
+            MetaCommand::SetOffsets { group, offsets } => {
+                let g = self.groups.entry(group).or_default();
+                if !g.members.is_empty() {
+                    return MetaResponse::GroupRefused(GroupError::NotEmpty);
+                }
+                for (tp, o) in offsets {
+                    g.offsets.insert(tp, o);
+                }
+                MetaResponse::GroupOk
+            }
+            MetaCommand::DeleteGroup { group } => match self.groups.get(&group) {
+                None => MetaResponse::GroupRefused(GroupError::GroupNotFound),
+                Some(g) if !g.members.is_empty() => {
+                    MetaResponse::GroupRefused(GroupError::NotEmpty)
+                }
+                Some(_) => {
+                    self.groups.remove(&group);
+                    MetaResponse::GroupOk
+                }
+            },
+        }
+    }
+
+    /// Partition counts of every topic.
+    pub fn partition_counts(&self) -> BTreeMap<String, u32> {
+        self.topics
+            .iter()
+            .map(|(n, t)| (n.clone(), t.partitions.len() as u32))
+            .collect()
+    }
+
+    fn rebalance_subscribers_of(&mut self, topic: &str) {
+        let counts = self.partition_counts();
+        for g in self.groups.values_mut() {
+            if g.members.values().any(|m| m.topics.contains(topic)) {
+                g.rebalance(&counts, false);
+            }
         }
     }
 }
 
 impl BlobState for MetaState {
-    fn apply(&mut self, _index: u64, command: &[u8]) -> Vec<u8> {
+    fn apply(&mut self, index: u64, command: &[u8]) -> Vec<u8> {
         let resp = match codec::decode::<MetaCommand>(command) {
-            Ok(cmd) => self.execute(cmd),
+            Ok(cmd) => self.execute(index, cmd),
             Err(e) => MetaResponse::Invalid(e.to_string()),
         };
         // Encoding our own enum cannot fail; an empty reply decodes as an error upstream.
@@ -192,24 +371,24 @@ mod tests {
     #[test]
     fn create_assigns_fresh_groups_and_rejects_duplicates() {
         let mut s = MetaState::default();
-        let MetaResponse::TopicCreated(t) = s.execute(create("a", 3, 3)) else {
+        let MetaResponse::TopicCreated(t) = s.execute(0, create("a", 3, 3)) else {
             panic!("not created")
         };
         assert_eq!(
             t.partitions.iter().map(|p| p.group).collect::<Vec<_>>(),
             vec![1, 2, 3]
         );
-        assert_eq!(s.execute(create("a", 3, 3)), MetaResponse::TopicExists);
-        let MetaResponse::TopicCreated(b) = s.execute(create("b", 2, 1)) else {
+        assert_eq!(s.execute(0, create("a", 3, 3)), MetaResponse::TopicExists);
+        let MetaResponse::TopicCreated(b) = s.execute(0, create("b", 2, 1)) else {
             panic!("not created")
         };
         assert_eq!(b.partitions[0].group, 4);
         assert_eq!(
-            s.execute(MetaCommand::DeleteTopic { name: "a".into() }),
+            s.execute(0, MetaCommand::DeleteTopic { name: "a".into() }),
             MetaResponse::TopicDeleted
         );
         // Group ids are never reused, so a recreated topic cannot meet old Raft state.
-        let MetaResponse::TopicCreated(a2) = s.execute(create("a", 1, 1)) else {
+        let MetaResponse::TopicCreated(a2) = s.execute(0, create("a", 1, 1)) else {
             panic!("not created")
         };
         assert_eq!(a2.partitions[0].group, 6);
@@ -219,7 +398,7 @@ mod tests {
     fn replication_factor_above_node_count_is_refused() {
         let mut s = MetaState::default();
         assert_eq!(
-            s.execute(create("a", 1, 4)),
+            s.execute(0, create("a", 1, 4)),
             MetaResponse::NotEnoughNodes { needed: 4, have: 3 }
         );
     }

@@ -194,6 +194,9 @@ async fn handle_internal(node: &Node, req: InternalRequest) -> Result<InternalRe
             .local_meta_read_index()
             .await
             .map(InternalResponse::ReadIndex),
+        InternalRequest::GroupHeartbeat { group, member_id } => node
+            .local_heartbeat(&group, &member_id)
+            .map(InternalResponse::Heartbeat),
     }
 }
 

@@ -1,0 +1,466 @@
+//! Consumer groups over HTTP: join, heartbeat, release, leave, commit, read and reset offsets,
+//! list, describe, delete. Any node serves any of these: group state lives in Raft.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use futures::future::join_all;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::extract::ApiJson;
+use super::topics::validate_topic_name;
+use crate::cluster::groups::{GroupError, GroupState, TopicPartition};
+use crate::cluster::metadata::{MetaCommand, MetaResponse};
+use crate::error::{ApiError, ErrorCode};
+use crate::node::Node;
+
+/// A partition's Raft group and replicas.
+type PartitionLocation = (u64, Vec<u64>);
+
+/// Default session timeout.
+pub const DEFAULT_SESSION_TIMEOUT_MS: u64 = 10_000;
+/// Accepted session timeouts.
+pub const SESSION_TIMEOUT_RANGE_MS: (u64, u64) = (1_000, 300_000);
+
+fn validate_group(name: &str) -> Result<(), ApiError> {
+    validate_topic_name(name).map_err(|_| {
+        ApiError::bad_request(format!(
+            "invalid group name '{name}': use 1-249 characters of [a-zA-Z0-9._-]"
+        ))
+    })
+}
+
+fn refused(e: GroupError, group: &str) -> ApiError {
+    let err = match e {
+        GroupError::GroupNotFound => ApiError::new(ErrorCode::GroupNotFound, format!("group '{group}' does not exist")),
+        GroupError::UnknownMember => ApiError::new(
+            ErrorCode::UnknownMember,
+            format!("member is not in group '{group}' (it left or its session expired); join again"),
+        ),
+        GroupError::Fenced { current } => ApiError::new(
+            ErrorCode::Fenced,
+            format!("stale generation: group '{group}' is at generation {current}; heartbeat to get the new assignment"),
+        ),
+        GroupError::NotAssigned((t, p)) => ApiError::new(
+            ErrorCode::PartitionNotAssigned,
+            format!("partition {t}/{p} is not owned by this member in group '{group}'"),
+        ),
+        GroupError::NotEmpty => ApiError::new(ErrorCode::GroupNotEmpty, format!("group '{group}' has active members")),
+    };
+    err.for_write()
+}
+
+fn unexpected(r: MetaResponse) -> ApiError {
+    ApiError::internal(format!("unexpected metadata reply {r:?}")).for_write()
+}
+
+fn tp_json(tps: &[TopicPartition]) -> Vec<Value> {
+    tps.iter()
+        .map(|(t, p)| json!({"topic": t, "partition": p}))
+        .collect()
+}
+
+async fn group_write(node: &Node, group: &str, cmd: MetaCommand) -> Result<MetaResponse, ApiError> {
+    match node.meta_write(cmd).await? {
+        MetaResponse::GroupRefused(e) => Err(refused(e, group)),
+        other => Ok(other),
+    }
+}
+
+/// `POST /v1/groups/{g}/members` body.
+#[derive(Debug, Deserialize)]
+pub struct JoinRequest {
+    /// Topics to consume.
+    pub topics: Vec<String>,
+    /// Session timeout (default 10 s).
+    #[serde(default)]
+    pub session_timeout_ms: Option<u64>,
+    /// Client name, used in the member id.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Rejoin as this member.
+    #[serde(default)]
+    pub member_id: Option<String>,
+}
+
+/// `POST /v1/groups/{g}/members`: join (or rejoin).
+pub async fn join(
+    State(node): State<Node>,
+    Path(group): Path<String>,
+    ApiJson(req): ApiJson<JoinRequest>,
+) -> Result<Json<Value>, ApiError> {
+    validate_group(&group)?;
+    if req.topics.is_empty() {
+        return Err(ApiError::bad_request(
+            "'topics' must name at least one topic",
+        ));
+    }
+    for t in &req.topics {
+        validate_topic_name(t)?;
+    }
+    let timeout = req.session_timeout_ms.unwrap_or(DEFAULT_SESSION_TIMEOUT_MS);
+    if !(SESSION_TIMEOUT_RANGE_MS.0..=SESSION_TIMEOUT_RANGE_MS.1).contains(&timeout) {
+        return Err(ApiError::bad_request(format!(
+            "session_timeout_ms must be {}..={}",
+            SESSION_TIMEOUT_RANGE_MS.0, SESSION_TIMEOUT_RANGE_MS.1
+        )));
+    }
+    let client_id: String = req
+        .client_id
+        .unwrap_or_else(|| "consumer".into())
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_' || *c == '.')
+        .take(64)
+        .collect();
+    let cmd = MetaCommand::JoinGroup {
+        group: group.clone(),
+        member_id: req.member_id,
+        client_id: if client_id.is_empty() {
+            "consumer".into()
+        } else {
+            client_id
+        },
+        topics: req.topics,
+        session_timeout_ms: timeout,
+    };
+    match group_write(&node, &group, cmd).await? {
+        MetaResponse::Joined {
+            member_id,
+            generation,
+            assignment,
+        } => Ok(Json(json!({
+            "member_id": member_id, "generation": generation,
+            "assignment": tp_json(&assignment), "session_timeout_ms": timeout,
+        }))),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// `POST /v1/groups/{g}/members/{m}/heartbeat`.
+pub async fn heartbeat(
+    State(node): State<Node>,
+    Path((group, member)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let r = node.group_heartbeat(&group, &member).await?;
+    Ok(Json(
+        json!({"generation": r.generation, "assignment": tp_json(&r.assignment), "revoking": tp_json(&r.revoking)}),
+    ))
+}
+
+/// Body carrying a generation.
+#[derive(Debug, Deserialize)]
+pub struct GenerationBody {
+    /// The generation the member acts in.
+    pub generation: u64,
+}
+
+/// `POST /v1/groups/{g}/members/{m}/release`: give up revoked partitions (after committing).
+pub async fn release(
+    State(node): State<Node>,
+    Path((group, member)): Path<(String, String)>,
+    ApiJson(body): ApiJson<GenerationBody>,
+) -> Result<Json<Value>, ApiError> {
+    let cmd = MetaCommand::Release {
+        group: group.clone(),
+        member_id: member.clone(),
+        generation: body.generation,
+    };
+    group_write(&node, &group, cmd).await?;
+    heartbeat(State(node), Path((group, member))).await
+}
+
+/// `DELETE /v1/groups/{g}/members/{m}`: leave the group.
+pub async fn leave(
+    State(node): State<Node>,
+    Path((group, member)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let cmd = MetaCommand::RemoveMembers {
+        group: group.clone(),
+        members: vec![member.clone()],
+    };
+    group_write(&node, &group, cmd).await?;
+    Ok(Json(
+        json!({"group": group, "member_id": member, "left": true}),
+    ))
+}
+
+/// One committed offset in a request or reply.
+#[derive(Debug, Deserialize)]
+pub struct OffsetEntry {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// The next offset to read.
+    pub offset: u64,
+}
+
+/// `POST /v1/groups/{g}/offsets` body.
+#[derive(Debug, Deserialize)]
+pub struct CommitRequest {
+    /// Member.
+    pub member_id: String,
+    /// Generation.
+    pub generation: u64,
+    /// Offsets (the next offset to read, as in Kafka).
+    pub offsets: Vec<OffsetEntry>,
+}
+
+/// Checks that each offset lies in `[log_start_offset, high_watermark]` of an existing partition.
+async fn validate_offsets(
+    node: &Node,
+    offsets: &[OffsetEntry],
+) -> Result<Vec<(TopicPartition, u64)>, ApiError> {
+    let mut out = Vec::with_capacity(offsets.len());
+    for o in offsets {
+        let topic = node.topic(&o.topic).await.map_err(ApiError::for_write)?;
+        let p = topic.partitions.get(o.partition as usize).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::PartitionNotFound,
+                format!("topic '{}' has no partition {}", o.topic, o.partition),
+            )
+            .for_write()
+        })?;
+        let s = node.partition_status(p.group, &p.replicas).await;
+        if s.leader.is_none() {
+            return Err(ApiError::new(
+                ErrorCode::LeaderNotAvailable,
+                "partition has no leader to check the offset against",
+            )
+            .for_write());
+        }
+        if o.offset > s.high_watermark || o.offset < s.log_start_offset {
+            return Err(ApiError::new(
+                ErrorCode::InvalidCommitOffset,
+                format!(
+                    "offset {} of {}/{} is outside [{}, {}] (log start, log end)",
+                    o.offset, o.topic, o.partition, s.log_start_offset, s.high_watermark
+                ),
+            )
+            .for_write());
+        }
+        out.push(((o.topic.clone(), o.partition), o.offset));
+    }
+    Ok(out)
+}
+
+/// `POST /v1/groups/{g}/offsets`: commit, fenced by member and generation.
+pub async fn commit(
+    State(node): State<Node>,
+    Path(group): Path<String>,
+    ApiJson(req): ApiJson<CommitRequest>,
+) -> Result<Json<Value>, ApiError> {
+    if req.offsets.is_empty() {
+        return Err(ApiError::bad_request("'offsets' is empty").for_write());
+    }
+    let offsets = validate_offsets(&node, &req.offsets).await?;
+    let n = offsets.len();
+    let cmd = MetaCommand::Commit {
+        group: group.clone(),
+        member_id: req.member_id,
+        generation: req.generation,
+        offsets,
+    };
+    group_write(&node, &group, cmd).await?;
+    Ok(Json(json!({"committed": n})))
+}
+
+fn offsets_json(g: &GroupState) -> Vec<Value> {
+    g.offsets
+        .iter()
+        .map(|((t, p), o)| json!({"topic": t, "partition": p, "offset": o}))
+        .collect()
+}
+
+async fn fresh_group(node: &Node, group: &str) -> Result<GroupState, ApiError> {
+    // Linearizable read: catch up with the metadata leader's commit first.
+    node.catch_up_metadata().await?;
+    node.with_metadata(|m| m.groups.get(group).cloned())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::GroupNotFound,
+                format!("group '{group}' does not exist"),
+            )
+        })
+}
+
+/// `GET /v1/groups/{g}/offsets`: committed offsets (the next offsets to read).
+pub async fn committed(
+    State(node): State<Node>,
+    Path(group): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let g = fresh_group(&node, &group).await?;
+    Ok(Json(
+        json!({"group": group, "generation": g.generation, "offsets": offsets_json(&g)}),
+    ))
+}
+
+/// `POST /v1/groups/{g}/offsets/reset` body.
+#[derive(Debug, Deserialize)]
+pub struct ResetRequest {
+    /// Topic whose partitions to reset.
+    pub topic: String,
+    /// `earliest`, `latest`, or `offset`.
+    pub to: String,
+    /// With `to: offset`.
+    #[serde(default)]
+    pub offset: Option<u64>,
+    /// Partitions (default: all).
+    #[serde(default)]
+    pub partitions: Option<Vec<u32>>,
+}
+
+/// `POST /v1/groups/{g}/offsets/reset`: only while the group has no members.
+pub async fn reset(
+    State(node): State<Node>,
+    Path(group): Path<String>,
+    ApiJson(req): ApiJson<ResetRequest>,
+) -> Result<Json<Value>, ApiError> {
+    validate_group(&group)?;
+    let topic = node.topic(&req.topic).await?;
+    let parts: Vec<u32> = req
+        .partitions
+        .unwrap_or_else(|| (0..topic.partitions.len() as u32).collect());
+    let mut offsets = Vec::new();
+    for p in parts {
+        let meta = topic.partitions.get(p as usize).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::PartitionNotFound,
+                format!("topic '{}' has no partition {p}", req.topic),
+            )
+        })?;
+        let s = node.partition_status(meta.group, &meta.replicas).await;
+        let o = match (req.to.as_str(), req.offset) {
+            ("earliest", _) => s.log_start_offset,
+            ("latest", _) => s.high_watermark,
+            ("offset", Some(o)) if o >= s.log_start_offset && o <= s.high_watermark => o,
+            ("offset", Some(o)) => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidCommitOffset,
+                    format!("offset {o} is outside [{}, {}] for partition {p}", s.log_start_offset, s.high_watermark),
+                ))
+            }
+            ("offset", None) => return Err(ApiError::bad_request("'to': 'offset' needs an 'offset'")),
+            (other, _) => {
+                return Err(ApiError::bad_request(format!(
+                    "'to' must be earliest, latest or offset, got '{other}' (timestamps come with the timestamp index)"
+                )))
+            }
+        };
+        offsets.push(((req.topic.clone(), p), o));
+    }
+    let reply: Vec<Value> = offsets
+        .iter()
+        .map(|((t, p), o)| json!({"topic": t, "partition": p, "offset": o}))
+        .collect();
+    group_write(
+        &node,
+        &group,
+        MetaCommand::SetOffsets {
+            group: group.clone(),
+            offsets,
+        },
+    )
+    .await?;
+    Ok(Json(json!({"group": group, "offsets": reply})))
+}
+
+/// `GET /v1/groups`.
+pub async fn list(State(node): State<Node>) -> Result<Json<Value>, ApiError> {
+    if node.catch_up_metadata().await.is_err() {
+        tracing::debug!("listing groups from possibly stale local metadata");
+    }
+    let groups: Vec<Value> = node.with_metadata(|m| {
+        m.groups
+            .iter()
+            .map(|(name, g)| {
+                json!({"group": name, "members": g.members.len(), "generation": g.generation,
+                                    "state": if g.members.is_empty() { "empty" } else { "stable" }})
+            })
+            .collect()
+    });
+    Ok(Json(json!({"groups": groups})))
+}
+
+/// `GET /v1/groups/{g}`: members, assignment, and per partition committed offset, end offset, lag.
+pub async fn describe(
+    State(node): State<Node>,
+    Path(group): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let g = fresh_group(&node, &group).await?;
+    let mut partitions: BTreeMap<TopicPartition, ()> = BTreeMap::new();
+    for tp in g
+        .offsets
+        .keys()
+        .chain(g.owners.keys())
+        .chain(g.target.keys())
+    {
+        partitions.insert(tp.clone(), ());
+    }
+    let metas: Vec<(TopicPartition, Option<PartitionLocation>)> = partitions
+        .keys()
+        .map(|tp| {
+            let m = node.local_topic(&tp.0).and_then(|t| {
+                t.partitions
+                    .get(tp.1 as usize)
+                    .map(|p| (p.group, p.replicas.clone()))
+            });
+            (tp.clone(), m)
+        })
+        .collect();
+    let ends = join_all(metas.iter().map(|(_, m)| {
+        let node = node.clone();
+        let m = m.clone();
+        async move {
+            match m {
+                Some((group, replicas)) => {
+                    Some(node.partition_status(group, &replicas).await.high_watermark)
+                }
+                None => None,
+            }
+        }
+    }))
+    .await;
+    let rows: Vec<Value> = metas
+        .iter()
+        .zip(ends)
+        .map(|((tp, _), end)| {
+            let committed = g.offsets.get(tp).copied();
+            let lag = match (end, committed) {
+                (Some(e), Some(c)) => Some(e.saturating_sub(c)),
+                _ => None,
+            };
+            json!({"topic": tp.0, "partition": tp.1, "owner": g.owners.get(tp), "target": g.target.get(tp),
+                   "committed_offset": committed, "end_offset": end, "lag": lag})
+        })
+        .collect();
+    let members: Vec<Value> = g
+        .members
+        .iter()
+        .map(|(id, m)| json!({"member_id": id, "client_id": m.client_id, "topics": m.topics,
+                              "session_timeout_ms": m.session_timeout_ms, "assignment": tp_json(&g.owned_by(id))}))
+        .collect();
+    Ok(Json(json!({
+        "group": group, "generation": g.generation,
+        "state": if g.members.is_empty() { "empty" } else if g.owners == g.target { "stable" } else { "rebalancing" },
+        "members": members, "partitions": rows,
+    })))
+}
+
+/// `DELETE /v1/groups/{g}`: only an empty group.
+pub async fn delete(
+    State(node): State<Node>,
+    Path(group): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    group_write(
+        &node,
+        &group,
+        MetaCommand::DeleteGroup {
+            group: group.clone(),
+        },
+    )
+    .await?;
+    Ok(Json(json!({"group": group, "deleted": true})))
+}
