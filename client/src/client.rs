@@ -8,7 +8,10 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::error::{Error, ErrorBody};
-use crate::types::{FetchResponse, NewRecord, RecordOffset, TopicDescription};
+use crate::types::{
+    ClusterState, FetchResponse, NewRecord, PartitionOffsets, RecordOffset, TopicDescription,
+    TopicList,
+};
 
 /// A Raftka client. Any node serves any request; the client moves to the next bootstrap node
 /// when one cannot be reached. Cheap to clone.
@@ -74,7 +77,7 @@ impl Client {
         &self,
         method: Method,
         path: &str,
-        body: Option<Vec<u8>>,
+        body: Option<bytes::Bytes>,
     ) -> Result<(StatusCode, bytes::Bytes), Error> {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let mut last = String::new();
@@ -95,8 +98,8 @@ impl Client {
                         .map_err(|e| Error::Transport(e.to_string()))?;
                     return Ok((status, bytes));
                 }
-                Err(e) if e.is_connect() => last = format!("{node}: {e}"),
-                Err(e) => return Err(Error::Transport(format!("{node}: {e}"))),
+                Err(e) if e.is_connect() => last = format!("{node}: {}", with_causes(&e)),
+                Err(e) => return Err(Error::Transport(format!("{node}: {}", with_causes(&e)))),
             }
         }
         Err(Error::Unreachable(last))
@@ -106,7 +109,7 @@ impl Client {
         &self,
         method: Method,
         path: &str,
-        body: Option<Vec<u8>>,
+        body: Option<bytes::Bytes>,
     ) -> Result<T, Error> {
         let (status, bytes) = self.send_raw(method, path, body).await?;
         if status.is_success() {
@@ -125,11 +128,74 @@ impl Client {
         partitions: u32,
         replication_factor: u32,
     ) -> Result<TopicDescription, Error> {
-        let body = json!({"name": name, "partitions": partitions, "replication_factor": replication_factor, "configs": {}});
+        self.create_topic_with_configs(name, partitions, Some(replication_factor), &[])
+            .await
+    }
+
+    /// Creates a topic with topic configs (`retention.ms`, …, see the API docs). Without a
+    /// replication factor the server picks `min(3, nodes)`.
+    ///
+    /// # Errors
+    /// `topic_exists`, `invalid_topic`, `invalid_replication_factor`, … as [`Error::Server`].
+    pub async fn create_topic_with_configs(
+        &self,
+        name: &str,
+        partitions: u32,
+        replication_factor: Option<u32>,
+        configs: &[(String, String)],
+    ) -> Result<TopicDescription, Error> {
+        let configs: serde_json::Map<String, serde_json::Value> = configs
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        let mut body = json!({"name": name, "partitions": partitions, "configs": configs});
+        if let Some(rf) = replication_factor {
+            body["replication_factor"] = json!(rf);
+        }
+        self.call(Method::POST, "/v1/topics", Some(body.to_string().into()))
+            .await
+    }
+
+    /// Lists topics.
+    ///
+    /// # Errors
+    /// Transport errors, or the server's error.
+    pub async fn list_topics(&self) -> Result<TopicList, Error> {
+        self.call(Method::GET, "/v1/topics", None).await
+    }
+
+    /// Deletes a topic and its records.
+    ///
+    /// # Errors
+    /// `topic_not_found` as [`Error::Server`].
+    pub async fn delete_topic(&self, name: &str) -> Result<(), Error> {
+        let _: serde_json::Value = self
+            .call(Method::DELETE, &format!("/v1/topics/{name}"), None)
+            .await?;
+        Ok(())
+    }
+
+    /// The cluster's nodes, metadata leader and every partition's leader.
+    ///
+    /// # Errors
+    /// Transport errors, or the server's error.
+    pub async fn cluster(&self) -> Result<ClusterState, Error> {
+        self.call(Method::GET, "/v1/cluster", None).await
+    }
+
+    /// A partition's earliest (log start) and latest (high watermark) offsets.
+    ///
+    /// # Errors
+    /// `topic_not_found`, `partition_not_found`, `leader_not_available`.
+    pub async fn partition_offsets(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<PartitionOffsets, Error> {
         self.call(
-            Method::POST,
-            "/v1/topics",
-            Some(body.to_string().into_bytes()),
+            Method::GET,
+            &format!("/v1/topics/{topic}/partitions/{partition}/offsets"),
+            None,
         )
         .await
     }
@@ -154,7 +220,7 @@ impl Client {
     ) -> Result<Vec<RecordOffset>, Error> {
         let body = serde_json::to_vec(&json!({ "records": records }))
             .map_err(|e| Error::Decode(e.to_string()))?;
-        self.produce_raw(topic, body).await
+        self.produce_raw(topic, body.into()).await
     }
 
     /// Produces a pre-encoded JSON body (`{"records":[…]}`).
@@ -164,7 +230,7 @@ impl Client {
     pub async fn produce_raw(
         &self,
         topic: &str,
-        body: Vec<u8>,
+        body: bytes::Bytes,
     ) -> Result<Vec<RecordOffset>, Error> {
         #[derive(serde::Deserialize)]
         struct Reply {
@@ -199,7 +265,24 @@ impl Client {
     }
 }
 
-fn server_error(status: StatusCode, bytes: &[u8]) -> Error {
+/// An error and its sources on one line ("error sending request: …: Connection refused").
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let c = cause.to_string();
+        if !s.contains(&c) {
+            s.push_str(": ");
+            s.push_str(&c);
+        }
+        source = cause.source();
+    }
+    s
+}
+
+/// Turns a non-2xx reply into [`Error::Server`] (or [`Error::Decode`] when it is not the API's
+/// error shape).
+pub(crate) fn server_error(status: StatusCode, bytes: &[u8]) -> Error {
     let body: serde_json::Value = serde_json::from_slice(bytes).unwrap_or(serde_json::Value::Null);
     match serde_json::from_value::<ErrorBody>(body.clone()) {
         Ok(e) => Error::Server {
@@ -215,5 +298,26 @@ fn server_error(status: StatusCode, bytes: &[u8]) -> Error {
             "HTTP {status}: {}",
             String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
         )),
+    }
+}
+
+impl Client {
+    /// Sends a request with an optional JSON body and decodes the JSON reply; an error reply
+    /// becomes [`Error::Server`].
+    ///
+    /// # Errors
+    /// As [`Client::send_raw`], plus server errors and undecodable replies.
+    pub async fn call_json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<T, Error> {
+        self.call(
+            method,
+            path,
+            body.map(|b| bytes::Bytes::from(b.to_string())),
+        )
+        .await
     }
 }

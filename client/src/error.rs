@@ -12,8 +12,9 @@ pub enum Outcome {
     Unknown,
 }
 
-/// A client error.
-#[derive(Debug, thiserror::Error)]
+/// A client error. Cloneable, because the [`Producer`](crate::Producer) hands one batch's error to
+/// every record of the batch.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// The server answered with an error.
     #[error("{name} ({code}): {message}")]
@@ -42,9 +43,13 @@ pub enum Error {
     /// The reply was not what the API promises.
     #[error("unexpected reply: {0}")]
     Decode(String),
-    /// Bad client configuration.
+    /// Bad client configuration, or a record the client refuses before sending it.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The producer shut down before it could report this record's fate: it may or may not have
+    /// been written.
+    #[error("the producer stopped before this record's outcome was known")]
+    ProducerClosed,
 }
 
 impl Error {
@@ -57,6 +62,25 @@ impl Error {
             Error::Server { status, .. } if *status < 500 => Outcome::NotApplied,
             Error::Unreachable(_) | Error::Config(_) => Outcome::NotApplied,
             _ => Outcome::Unknown,
+        }
+    }
+
+    /// Whether the write may be retried without risking a duplicate: its outcome is
+    /// [`Outcome::NotApplied`] and the condition may pass (an election, an unreachable node).
+    /// Errors that will fail again the same way (a 4xx) are not retriable.
+    pub fn is_retriable_write(&self) -> bool {
+        match self {
+            Error::Server { retriable, .. } => *retriable && self.outcome() == Outcome::NotApplied,
+            Error::Unreachable(_) => true,
+            _ => false,
+        }
+    }
+
+    /// The server's numeric error code, if the server answered.
+    pub fn code(&self) -> Option<u32> {
+        match self {
+            Error::Server { code, .. } => Some(*code),
+            _ => None,
         }
     }
 
@@ -76,4 +100,37 @@ pub(crate) struct ErrorBody {
     pub message: String,
     pub retriable: bool,
     pub outcome: Option<Outcome>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(status: u16, name: &str, retriable: bool, outcome: Option<Outcome>) -> Error {
+        Error::Server {
+            status,
+            code: 0,
+            name: name.into(),
+            message: String::new(),
+            retriable,
+            outcome,
+            body: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn only_not_applied_retriable_errors_are_retriable_writes() {
+        let leader = server(503, "leader_not_available", true, Some(Outcome::NotApplied));
+        assert!(leader.is_retriable_write());
+        let unknown = server(503, "write_outcome_unknown", true, Some(Outcome::Unknown));
+        assert!(!unknown.is_retriable_write());
+        let timeout = server(504, "timeout", true, Some(Outcome::Unknown));
+        assert!(!timeout.is_retriable_write());
+        let invalid = server(422, "invalid_record", false, Some(Outcome::NotApplied));
+        assert!(!invalid.is_retriable_write());
+        assert!(Error::Unreachable("x".into()).is_retriable_write());
+        assert!(!Error::Transport("reset".into()).is_retriable_write());
+        assert_eq!(Error::Transport("reset".into()).outcome(), Outcome::Unknown);
+        assert_eq!(Error::ProducerClosed.outcome(), Outcome::Unknown);
+    }
 }

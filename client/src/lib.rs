@@ -13,13 +13,20 @@
 //! # Ok(()) }
 //! ```
 //!
+//! For many records, use the batching [`Producer`] (see the [`producer`] module).
+//!
 //! Errors say whether a write definitely did not happen ([`Outcome::NotApplied`]) or may have
 //! happened ([`Outcome::Unknown`]); the client never retries the latter on its own.
 
 pub mod client;
+pub mod consumer;
 pub mod error;
+pub mod partitioner;
+pub mod producer;
 pub mod types;
 
 pub use client::Client;
+pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener};
 pub use error::{Error, Outcome};
+pub use producer::{DeliveryFuture, Producer, ProducerConfig, RetryPolicy};
 pub use types::*;

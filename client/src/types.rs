@@ -22,6 +22,9 @@ pub struct NewRecord {
     /// Explicit partition.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partition: Option<u32>,
+    /// Timestamp, ms since the epoch (default: the leader's clock at append).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp_ms: Option<i64>,
 }
 
 impl NewRecord {
@@ -31,6 +34,23 @@ impl NewRecord {
             value: Some(value),
             ..Default::default()
         }
+    }
+    /// A record whose value is a JSON string.
+    pub fn string(value: impl Into<String>) -> Self {
+        Self::json(serde_json::Value::String(value.into()))
+    }
+    /// A record with a binary value (sent base64-encoded, fetched back in `value_base64`).
+    pub fn binary(value: &[u8]) -> Self {
+        use base64::Engine;
+        Self {
+            value_base64: Some(base64::engine::general_purpose::STANDARD.encode(value)),
+            ..Default::default()
+        }
+    }
+    /// Adds a header.
+    pub fn with_header(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.insert(key.into(), value.into());
+        self
     }
     /// Sets the key.
     pub fn with_key(mut self, key: impl Into<String>) -> Self {
@@ -45,7 +65,7 @@ impl NewRecord {
 }
 
 /// Where a produced record landed.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash)]
 pub struct RecordOffset {
     /// Partition.
     pub partition: u32,
@@ -110,4 +130,72 @@ pub struct TopicDescription {
     pub configs: BTreeMap<String, String>,
     /// Partitions.
     pub partitions: Vec<PartitionInfo>,
+}
+
+/// One entry of the topic list.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct TopicSummary {
+    /// Name.
+    pub name: String,
+    /// Number of partitions.
+    pub partitions: u32,
+    /// Replication factor.
+    pub replication_factor: u32,
+}
+
+/// The topic list.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct TopicList {
+    /// Topics.
+    pub topics: Vec<TopicSummary>,
+}
+
+/// A node as the cluster sees it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct NodeInfo {
+    /// Node id.
+    pub id: u64,
+    /// `host:port`.
+    pub address: String,
+    /// Answered the answering node's health probe in the last 3 seconds.
+    pub alive: bool,
+}
+
+/// One partition in the cluster state.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ClusterPartition {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// Leader, or `None` during an election.
+    pub leader: Option<u64>,
+    /// Replicas.
+    pub replicas: Vec<u64>,
+    /// High watermark.
+    pub high_watermark: u64,
+    /// Log start offset.
+    pub log_start_offset: u64,
+}
+
+/// `GET /v1/cluster`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ClusterState {
+    /// The node that answered.
+    pub node_id: u64,
+    /// The node leading the cluster metadata, or `None` during an election.
+    pub metadata_leader: Option<u64>,
+    /// Nodes.
+    pub nodes: Vec<NodeInfo>,
+    /// Every partition of every topic.
+    pub partitions: Vec<ClusterPartition>,
+}
+
+/// A partition's offsets.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+pub struct PartitionOffsets {
+    /// Log start offset.
+    pub earliest: u64,
+    /// High watermark: the offset the next record will get.
+    pub latest: u64,
 }

@@ -42,7 +42,7 @@ mod tests {
                 value: Bytes::from(value),
                 value_kind: ValueKind::Binary,
                 headers: vec![(hk, Bytes::from_static(b"v"))],
-            }]});
+            }], producer: None, idempotency_key: Some("k".into()) });
             let bytes = encode(&cmd).unwrap();
             prop_assert_eq!(decode::<Command>(&bytes).unwrap(), cmd);
         }

@@ -31,7 +31,7 @@ pub mod types;
 
 pub use blob_sm::{BlobState, BlobStateMachine};
 pub use log_store::LogStore;
-pub use partition_sm::{LogProgress, PartitionStateMachine};
+pub use partition_sm::{DedupState, LogProgress, PartitionStateMachine};
 pub use reader::{FetchedRecord, PartitionReader, ReadLimits};
 pub use store::{Store, StoreError};
 pub use types::*;

@@ -63,11 +63,24 @@ impl Record {
     }
 }
 
+/// An idempotent producer's identity and the sequence number of a batch's first record.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ProducerSequence {
+    /// The producer's id (chosen by the client, e.g. a UUID).
+    pub producer_id: String,
+    /// Sequence of the batch's first record; the batch's records take consecutive sequences.
+    pub sequence: u64,
+}
+
 /// The records of one produce request for one partition. They take consecutive offsets.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
 pub struct RecordBatch {
     /// The records, in the order they take offsets.
     pub records: Vec<Record>,
+    /// Set for idempotent producers: a retried batch gets its original offsets back.
+    pub producer: Option<ProducerSequence>,
+    /// Set when the request carried an `Idempotency-Key`: the same key gets the same offsets.
+    pub idempotency_key: Option<String>,
 }
 
 /// Application data carried by a Raft log entry.
@@ -99,6 +112,16 @@ pub enum ApplyResult {
         base_offset: u64,
         /// Number of records.
         count: u32,
+        /// The batch had been applied before (a retry): these are its original offsets and
+        /// nothing was appended now.
+        duplicate: bool,
+    },
+    /// An idempotent producer's sequence does not follow its last batch; nothing was appended.
+    SequenceError {
+        /// The sequence the partition expects next.
+        expected: u64,
+        /// The sequence received.
+        got: u64,
     },
     /// The response of a blob command, opaque to the store.
     Blob(Vec<u8>),

@@ -131,6 +131,7 @@ fn batch(group: u64, start: u64, n: u64) -> RecordBatch {
                 headers: vec![],
             })
             .collect(),
+        ..Default::default()
     }
 }
 
@@ -141,7 +142,9 @@ async fn produce(g: &Group, group: u64, start: u64, n: u64) -> u64 {
         .await
         .unwrap();
     match resp.data {
-        ApplyResult::Produced { base_offset, count } => {
+        ApplyResult::Produced {
+            base_offset, count, ..
+        } => {
             assert_eq!(count as u64, n);
             base_offset
         }

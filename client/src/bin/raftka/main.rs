@@ -1,20 +1,50 @@
-//! `raftka`: the Raftka command-line tool.
+//! `raftka`: the Raftka command-line tool (topics, produce, consume, cluster status, bench).
+//!
+//! Exit codes (documented in `docs/cli.md` and `raftka --help`): 0 success, 1 the server
+//! refused or something failed at run time, 2 bad usage, 3 no node reachable.
 
 mod bench;
+mod cluster;
+mod consume;
+mod output;
+mod produce;
+mod topic;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use output::{paint, Color, ColorChoice, Format, Out};
 
-/// Raftka's command-line tool.
+const AFTER_HELP: &str = "\
+Examples:
+  raftka topic create orders --partitions 6
+  seq 1 1000 | raftka produce orders
+  raftka produce orders --file users.txt --key-separator :
+  raftka consume orders --partition 0 --offset earliest --max 10
+  raftka consume orders --partition 0 --offset latest --follow --format json
+  raftka cluster status
+  raftka bench produce --records 1000000
+
+Nodes: --bootstrap (or RAFTKA_BOOTSTRAP) lists host:port addresses; any node serves any request,
+and the CLI moves to the next address when one does not accept connections.
+
+Exit codes:
+  0  success
+  1  the server refused the request, or a failure at run time (records not stored, a failed
+     benchmark verification)
+  2  bad usage: unknown flag, bad value, missing argument
+  3  no node reachable: nothing was sent
+
+Errors are printed as one line on stderr: `raftka: error: <server error name> (<code>): <message>`.";
+
+/// Command-line tool for Raftka, a Raft-replicated event log over HTTP/JSON.
 #[derive(Parser)]
-#[command(
-    name = "raftka",
-    version,
-    about = "Command-line tool for Raftka, a Raft-replicated event log"
-)]
+#[command(name = "raftka", version, after_help = AFTER_HELP)]
 struct Cli {
     /// Nodes to talk to, comma-separated host:port; the CLI fails over between them.
     #[arg(
         long,
+        short = 'b',
         env = "RAFTKA_BOOTSTRAP",
         default_value = "127.0.0.1:19091",
         value_delimiter = ',',
@@ -22,35 +52,135 @@ struct Cli {
     )]
     bootstrap: Vec<String>,
 
+    /// Output: human tables, or JSON for scripts.
+    #[arg(long, short = 'o', value_enum, default_value_t = Format::Table, global = true)]
+    output: Format,
+
+    /// Colours: only on a terminal (auto, honours NO_COLOR), always, or never.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    color: ColorChoice,
+
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create, list, describe and delete topics.
+    #[command(subcommand)]
+    Topic(topic::TopicCommand),
+    /// Produce one record per line of stdin (or --file).
+    Produce(produce::ProduceArgs),
+    /// Print a partition's records from an offset; --follow waits for new ones.
+    Consume(consume::ConsumeArgs),
+    /// Cluster health: nodes, leaders per node, partitions without a leader.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Benchmarks that measure and then verify what they measured.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
 }
 
+/// A usage error found after parsing (a bad `--header`, an unknown template field, …): exit 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// `Err(UsageError)` as an `anyhow::Result`.
+pub fn usage<T>(msg: impl Into<String>) -> anyhow::Result<T> {
+    Err(UsageError(msg.into()).into())
+}
+
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    let client = match raftka_client::Client::new(&cli.bootstrap) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("raftka: {e}");
-            return std::process::ExitCode::from(2);
-        }
+async fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_exit(e),
     };
-    let result = match cli.command {
-        Command::Bench(b) => bench::run(client, b).await,
+    let out = Out::new(cli.output, cli.color);
+    let result = match raftka_client::Client::new(&cli.bootstrap) {
+        Ok(client) => run(client, cli.command, out).await,
+        Err(e) => Err(UsageError(format!("--bootstrap: {e}")).into()),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
-            eprintln!("raftka: {e:#}");
-            std::process::ExitCode::from(1)
+            let line = format!("{e:#}").replace(['\n', '\r'], " ");
+            eprintln!(
+                "raftka: {} {line}",
+                paint(out.color_err, "error:", Color::Red)
+            );
+            ExitCode::from(exit_code(&e))
         }
     }
+}
+
+async fn run(
+    client: raftka_client::Client,
+    command: Command,
+    out: Out,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Topic(c) => topic::run(&client, c, &out).await,
+        Command::Produce(a) => produce::run(client, a, &out).await,
+        Command::Consume(a) => consume::run(&client, a, &out).await,
+        Command::Cluster(c) => cluster::run(&client, c, &out).await,
+        Command::Bench(b) => bench::run(client, b).await.map(|()| ExitCode::SUCCESS),
+    }
+}
+
+/// Help and version go to stdout with exit 0. A usage error is one line on stderr (clap's
+/// first line, without its usage block and tips) and exit 2.
+fn clap_exit(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(2)
+        }
+        _ => {
+            let rendered = e.render().to_string();
+            // The message runs up to the first blank line (a missing-argument error lists the
+            // arguments on the lines below it).
+            let message: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let message = message.join(" ");
+            let first = message.strip_prefix("error: ").unwrap_or(&message);
+            let color = Out::new(Format::Table, ColorChoice::Auto).color_err;
+            eprintln!(
+                "raftka: {} {first} (see raftka --help)",
+                paint(color, "error:", Color::Red)
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// 3 when no node could be reached, 2 for usage errors, 1 otherwise.
+fn exit_code(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if cause.downcast_ref::<UsageError>().is_some() {
+            return 2;
+        }
+        match cause.downcast_ref::<raftka_client::Error>() {
+            Some(raftka_client::Error::Unreachable(_)) => return 3,
+            Some(raftka_client::Error::Config(_)) => return 2,
+            _ => {}
+        }
+    }
+    1
 }

@@ -1,5 +1,8 @@
 //! `raftka bench produce`: the equivalent of `kafka-producer-perf-test`, which also checks at
 //! the end that every acknowledged record is present at its acknowledged offset.
+//!
+//! It sends pre-encoded requests of `--batch` records for one partition each (so one Raft
+//! entry per request), `--concurrency` requests at a time, round-robin over the partitions.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,17 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use clap::{Args, Subcommand};
-use hdrhistogram::Histogram;
+use clap::Args;
 use raftka_client::{Client, Error, Outcome};
-use serde_json::json;
 
-/// Benchmarks.
-#[derive(Subcommand)]
-pub enum BenchCommand {
-    /// Produce records as fast as possible (or at --rate) and report throughput and latency.
-    Produce(ProduceArgs),
-}
+use super::{ensure_topic, histogram, spawn_progress, Report};
 
 /// Options of `bench produce`.
 #[derive(Args, Clone)]
@@ -57,13 +53,6 @@ pub struct ProduceArgs {
     pub json: bool,
 }
 
-/// Runs a benchmark.
-pub async fn run(client: Client, cmd: BenchCommand) -> anyhow::Result<()> {
-    match cmd {
-        BenchCommand::Produce(a) => produce(client, a).await,
-    }
-}
-
 struct Acked {
     partition: u32,
     base_offset: u64,
@@ -88,24 +77,12 @@ fn body(partition: u32, first_id: u64, n: u64, size: usize) -> Vec<u8> {
     s.into_bytes()
 }
 
-async fn ensure_topic(client: &Client, a: &ProduceArgs) -> anyhow::Result<u32> {
-    match client.describe_topic(&a.topic).await {
-        Ok(t) => Ok(t.partitions.len() as u32),
-        Err(e) if e.name() == Some("topic_not_found") => {
-            let t = client
-                .create_topic(&a.topic, a.partitions, a.replication_factor)
-                .await?;
-            Ok(t.partitions.len() as u32)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-async fn produce(client: Client, a: ProduceArgs) -> anyhow::Result<()> {
+/// Runs `bench produce`.
+pub async fn run(client: Client, a: ProduceArgs) -> anyhow::Result<()> {
     if a.batch == 0 || a.records == 0 || a.concurrency == 0 {
         bail!("--records, --batch and --concurrency must be positive");
     }
-    let partitions = ensure_topic(&client, &a).await?;
+    let partitions = ensure_topic(&client, &a.topic, a.partitions, a.replication_factor).await?;
     let requests = a.records.div_ceil(a.batch);
     let next = Arc::new(AtomicU64::new(0));
     let done_records = Arc::new(AtomicU64::new(0));
@@ -114,19 +91,7 @@ async fn produce(client: Client, a: ProduceArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let deadline = start + Duration::from_secs(a.max_seconds);
 
-    let progress = {
-        let done = done_records.clone();
-        let total = a.records;
-        tokio::spawn(async move {
-            let mut last = 0;
-            loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                let d = done.load(Ordering::Relaxed);
-                eprintln!("  {d}/{total} records acked, {} records/s", d - last);
-                last = d;
-            }
-        })
-    };
+    let progress = spawn_progress(done_records.clone(), a.records, "records acked");
 
     let mut workers = Vec::new();
     for _ in 0..a.concurrency {
@@ -139,7 +104,7 @@ async fn produce(client: Client, a: ProduceArgs) -> anyhow::Result<()> {
             a.clone(),
         );
         workers.push(tokio::spawn(async move {
-            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut hist = histogram()?;
             loop {
                 let idx = next.fetch_add(1, Ordering::Relaxed);
                 if idx >= requests || Instant::now() >= deadline {
@@ -153,7 +118,7 @@ async fn produce(client: Client, a: ProduceArgs) -> anyhow::Result<()> {
                 }
                 let partition = (idx % u64::from(partitions)) as u32;
                 let t0 = Instant::now();
-                let res = client.produce_raw(&a.topic, body(partition, first_id, n, a.record_size)).await;
+                let res = client.produce_raw(&a.topic, body(partition, first_id, n, a.record_size).into()).await;
                 let us = t0.elapsed().as_micros() as u64;
                 match res {
                     Ok(offsets) => {
@@ -182,29 +147,26 @@ async fn produce(client: Client, a: ProduceArgs) -> anyhow::Result<()> {
             }
         }));
     }
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut hist = histogram()?;
     for w in workers {
         hist.add(w.await??)?;
     }
     let elapsed = start.elapsed().as_secs_f64();
     progress.abort();
     let acked_records = done_records.load(Ordering::Relaxed);
-    let rps = acked_records as f64 / elapsed;
-    let mbps = rps * a.record_size as f64 / 1e6;
-    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
     let errors = errors.lock().map(|m| m.clone()).unwrap_or_default();
-    println!(
-        "produce: {acked_records} records acked in {elapsed:.2}s = {rps:.0} records/s, {mbps:.2} MB/s ({} B values, batch {}, concurrency {})",
+    let report = Report {
+        name: "produce",
+        records: acked_records,
+        bytes: acked_records * a.record_size as u64,
+        seconds: elapsed,
+        latency_of: "request latency",
+        hist: &hist,
+    };
+    report.print(&format!(
+        "{} B values, batch {}, concurrency {}",
         a.record_size, a.batch, a.concurrency
-    );
-    println!(
-        "request latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
-        ms(0.5),
-        ms(0.9),
-        ms(0.99),
-        ms(0.999),
-        hist.max() as f64 / 1000.0
-    );
+    ));
     if !errors.is_empty() {
         println!("errors: {errors:?}");
     }
@@ -215,12 +177,18 @@ async fn produce(client: Client, a: ProduceArgs) -> anyhow::Result<()> {
         Some(verify(&client, &a.topic, &acked).await?)
     };
     if a.json {
-        println!(
-            "{}",
-            json!({"records_acked": acked_records, "seconds": elapsed, "records_per_sec": rps, "mb_per_sec": mbps,
-                   "p50_ms": ms(0.5), "p90_ms": ms(0.9), "p99_ms": ms(0.99), "p999_ms": ms(0.999),
-                   "max_ms": hist.max() as f64 / 1000.0, "errors": errors, "verified": verified})
-        );
+        let mut j = report.json();
+        j["errors"] = serde_json::to_value(&errors)?;
+        j["verified"] = serde_json::to_value(verified)?;
+        j["record_size"] = a.record_size.into();
+        j["batch"] = a.batch.into();
+        j["concurrency"] = a.concurrency.into();
+        println!("{j}");
+    }
+    if let Some(v) = verified {
+        if v != acked_records {
+            bail!("verified {v} records but {acked_records} were acknowledged");
+        }
     }
     Ok(())
 }

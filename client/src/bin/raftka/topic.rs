@@ -1,0 +1,157 @@
+//! `raftka topic create|list|describe|delete`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+use raftka_client::{Client, TopicDescription};
+use serde_json::json;
+
+use crate::output::{colored, ids, Color, Out, Table};
+use crate::usage;
+
+#[derive(Subcommand)]
+pub enum TopicCommand {
+    /// Create a topic. Each partition is its own Raft group replicated on
+    /// --replication-factor nodes.
+    #[command(
+        after_help = "Example:\n  raftka topic create orders --partitions 6 --replication-factor 3 --config retention.ms=86400000"
+    )]
+    Create {
+        /// Topic name: 1-249 characters of [a-zA-Z0-9._-].
+        name: String,
+        /// Number of partitions (1-1024). Keys are spread over them with Kafka's murmur2
+        /// partitioner; order is kept per partition.
+        #[arg(long, short = 'p', default_value_t = 1)]
+        partitions: u32,
+        /// Copies of each partition (default: min(3, number of nodes)).
+        #[arg(long, short = 'r')]
+        replication_factor: Option<u32>,
+        /// Topic config KEY=VALUE, repeatable: retention.ms, retention.bytes,
+        /// max.message.bytes, cleanup.policy.
+        #[arg(long = "config", short = 'c', value_name = "KEY=VALUE")]
+        configs: Vec<String>,
+    },
+    /// List topics with their partition count and replication factor.
+    List,
+    /// Show a topic's configs and, per partition, its leader, replicas, high watermark
+    /// (the next offset) and log start offset.
+    Describe {
+        /// Topic name.
+        name: String,
+    },
+    /// Delete a topic and all its records. There is no undo.
+    Delete {
+        /// Topic name.
+        name: String,
+    },
+}
+
+pub async fn run(client: &Client, cmd: TopicCommand, out: &Out) -> anyhow::Result<ExitCode> {
+    match cmd {
+        TopicCommand::Create {
+            name,
+            partitions,
+            replication_factor,
+            configs,
+        } => {
+            let mut pairs = Vec::new();
+            for c in configs {
+                match c.split_once('=') {
+                    Some((k, v)) if !k.is_empty() => pairs.push((k.to_string(), v.to_string())),
+                    _ => return usage(format!("--config expects KEY=VALUE, got '{c}'")),
+                }
+            }
+            let t = client
+                .create_topic_with_configs(&name, partitions, replication_factor, &pairs)
+                .await
+                .with_context(|| format!("create topic {name}"))?;
+            if out.json() {
+                out.print_json(&serde_json::to_value(&t)?);
+            } else {
+                println!(
+                    "created topic {} with {} partition(s), replication factor {}",
+                    t.name,
+                    t.partitions.len(),
+                    t.replication_factor
+                );
+                print_partitions(&t, out);
+            }
+        }
+        TopicCommand::List => {
+            let list = client.list_topics().await.context("list topics")?;
+            if out.json() {
+                out.print_json(&serde_json::to_value(&list)?);
+            } else if list.topics.is_empty() {
+                println!("no topics");
+            } else {
+                let mut table = Table::new(vec!["TOPIC", "PARTITIONS", "REPLICATION"]);
+                for t in &list.topics {
+                    table.row(vec![
+                        t.name.as_str().into(),
+                        t.partitions.to_string().into(),
+                        t.replication_factor.to_string().into(),
+                    ]);
+                }
+                table.print(out);
+            }
+        }
+        TopicCommand::Describe { name } => {
+            let t = client
+                .describe_topic(&name)
+                .await
+                .with_context(|| format!("describe topic {name}"))?;
+            if out.json() {
+                out.print_json(&serde_json::to_value(&t)?);
+            } else {
+                println!(
+                    "topic {}: {} partition(s), replication factor {}",
+                    t.name,
+                    t.partitions.len(),
+                    t.replication_factor
+                );
+                if !t.configs.is_empty() {
+                    let configs: Vec<String> =
+                        t.configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    println!("configs: {}", configs.join(", "));
+                }
+                print_partitions(&t, out);
+            }
+        }
+        TopicCommand::Delete { name } => {
+            client
+                .delete_topic(&name)
+                .await
+                .with_context(|| format!("delete topic {name}"))?;
+            if out.json() {
+                out.print_json(&json!({"name": name, "deleted": true}));
+            } else {
+                println!("deleted topic {name}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_partitions(t: &TopicDescription, out: &Out) {
+    let mut table = Table::new(vec![
+        "PARTITION",
+        "LEADER",
+        "REPLICAS",
+        "HIGH_WATERMARK",
+        "LOG_START",
+    ]);
+    for p in &t.partitions {
+        table.row(vec![
+            p.partition.to_string().into(),
+            match p.leader {
+                Some(l) => l.to_string().into(),
+                None => colored("none", Color::Red),
+            },
+            ids(&p.replicas).into(),
+            p.high_watermark.to_string().into(),
+            p.log_start_offset.to_string().into(),
+        ]);
+    }
+    table.print(out);
+}

@@ -1,0 +1,477 @@
+//! The producer against a scripted in-memory transport: batching, placement, ordering,
+//! backpressure and, above all, which failures are retried.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::transport::{BoxFuture, Transport};
+use super::*;
+use crate::error::Outcome;
+
+/// A log per partition in memory. Scripted errors are returned, in order, before any request
+/// is applied; `delay` slows every produce down.
+#[derive(Default)]
+struct FakeServer {
+    partitions: u32,
+    logs: Mutex<HashMap<u32, Vec<serde_json::Value>>>,
+    scripted: Mutex<VecDeque<Error>>,
+    requests: Mutex<Vec<serde_json::Value>>,
+    count_lookups: AtomicUsize,
+    in_flight: Mutex<HashMap<u32, usize>>,
+    max_in_flight_per_partition: AtomicUsize,
+    delay: Duration,
+}
+
+impl FakeServer {
+    fn new(partitions: u32) -> Arc<Self> {
+        Arc::new(Self {
+            partitions,
+            ..Self::default()
+        })
+    }
+    fn with_delay(partitions: u32, delay: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            partitions,
+            delay,
+            ..Self::default()
+        })
+    }
+    fn script(&self, e: Error) {
+        self.scripted.lock().unwrap().push_back(e);
+    }
+    fn requests(&self) -> Vec<serde_json::Value> {
+        self.requests.lock().unwrap().clone()
+    }
+    fn log(&self, p: u32) -> Vec<serde_json::Value> {
+        self.logs
+            .lock()
+            .unwrap()
+            .get(&p)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+impl Transport for FakeServer {
+    fn partition_count<'a>(&'a self, _topic: &'a str) -> BoxFuture<'a, Result<u32, Error>> {
+        self.count_lookups.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move { Ok(self.partitions) })
+    }
+
+    fn produce<'a>(
+        &'a self,
+        _topic: &'a str,
+        body: bytes::Bytes,
+    ) -> BoxFuture<'a, Result<Vec<RecordOffset>, Error>> {
+        Box::pin(async move {
+            let req: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            self.requests.lock().unwrap().push(req.clone());
+            let records = req["records"].as_array().unwrap().clone();
+            let p = records[0]["partition"].as_u64().unwrap() as u32;
+            {
+                let mut f = self.in_flight.lock().unwrap();
+                let n = f.entry(p).or_default();
+                *n += 1;
+                self.max_in_flight_per_partition
+                    .fetch_max(*n, Ordering::SeqCst);
+            }
+            tokio::time::sleep(self.delay).await;
+            *self.in_flight.lock().unwrap().get_mut(&p).unwrap() -= 1;
+            if let Some(e) = self.scripted.lock().unwrap().pop_front() {
+                return Err(e);
+            }
+            let mut logs = self.logs.lock().unwrap();
+            let log = logs.entry(p).or_default();
+            Ok(records
+                .into_iter()
+                .map(|r| {
+                    assert_eq!(r["partition"].as_u64(), Some(u64::from(p)));
+                    log.push(r);
+                    RecordOffset {
+                        partition: p,
+                        offset: log.len() as u64 - 1,
+                    }
+                })
+                .collect())
+        })
+    }
+}
+
+fn server_error(name: &str, retriable: bool, outcome: Outcome) -> Error {
+    Error::Server {
+        status: 503,
+        code: 50300,
+        name: name.into(),
+        message: format!("scripted {name}"),
+        retriable,
+        outcome: Some(outcome),
+        body: serde_json::json!({}),
+    }
+}
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 4,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
+    }
+}
+
+fn producer(server: &Arc<FakeServer>, config: ProducerConfig) -> Producer {
+    Producer::with_transport(server.clone(), config)
+}
+
+fn config() -> ProducerConfig {
+    ProducerConfig {
+        linger: Duration::from_millis(2),
+        retry: fast_retry(),
+        ..ProducerConfig::default()
+    }
+}
+
+fn rec(key: &str, n: u64) -> NewRecord {
+    NewRecord::json(serde_json::json!(n)).with_key(key)
+}
+
+#[tokio::test]
+async fn keyed_records_go_to_the_partitioners_partition_in_send_order() {
+    let server = FakeServer::new(3);
+    let p = producer(&server, config());
+    let keys = ["alice", "dave", "carol"];
+    let mut deliveries = Vec::new();
+    for n in 0..300u64 {
+        let key = keys[(n % 3) as usize];
+        deliveries.push((key, p.send("t", rec(key, n)).await.unwrap()));
+    }
+    let mut next = HashMap::new();
+    for (key, d) in deliveries {
+        let at = d.await.unwrap();
+        assert_eq!(at.partition, partition_for_key(key.as_bytes(), 3));
+        let expected = next.entry(at.partition).or_insert(0u64);
+        assert_eq!(at.offset, *expected, "offsets follow send order");
+        *expected += 1;
+    }
+    for part in 0..3 {
+        let values: Vec<u64> = server
+            .log(part)
+            .iter()
+            .map(|r| r["value"].as_u64().unwrap())
+            .collect();
+        assert_eq!(values.len(), 100);
+        assert!(values.windows(2).all(|w| w[0] < w[1]), "per-key order kept");
+    }
+    assert_eq!(
+        server.count_lookups.load(Ordering::SeqCst),
+        1,
+        "count cached"
+    );
+}
+
+#[tokio::test]
+async fn batches_are_cut_at_max_records_and_sent_one_at_a_time_per_partition() {
+    let server = FakeServer::with_delay(1, Duration::from_millis(5));
+    let p = producer(
+        &server,
+        ProducerConfig {
+            batch_max_records: 10,
+            ..config()
+        },
+    );
+    let mut deliveries = Vec::new();
+    for n in 0..95 {
+        deliveries.push(p.send("t", rec("k", n)).await.unwrap());
+    }
+    for (n, d) in deliveries.into_iter().enumerate() {
+        assert_eq!(d.await.unwrap().offset, n as u64);
+    }
+    let sizes: Vec<usize> = server
+        .requests()
+        .iter()
+        .map(|r| r["records"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, vec![10, 10, 10, 10, 10, 10, 10, 10, 10, 5]);
+    assert_eq!(server.max_in_flight_per_partition.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn batches_are_cut_at_max_bytes() {
+    let server = FakeServer::new(1);
+    let p = producer(
+        &server,
+        ProducerConfig {
+            batch_max_bytes: 200,
+            ..config()
+        },
+    );
+    let value = "x".repeat(80);
+    let mut deliveries = Vec::new();
+    for _ in 0..6 {
+        let r = NewRecord::string(value.clone()).with_partition(0);
+        deliveries.push(p.send("t", r).await.unwrap());
+    }
+    for d in deliveries {
+        d.await.unwrap();
+    }
+    for r in server.requests() {
+        let n = r["records"].as_array().unwrap().len();
+        assert!(n <= 2, "a ~90-byte record twice fills 200 bytes: got {n}");
+    }
+}
+
+#[tokio::test]
+async fn a_lone_record_is_sent_after_the_linger_time() {
+    let server = FakeServer::new(1);
+    let p = producer(
+        &server,
+        ProducerConfig {
+            linger: Duration::from_millis(30),
+            ..config()
+        },
+    );
+    let started = std::time::Instant::now();
+    let at = p.send("t", rec("k", 1)).await.unwrap().await.unwrap();
+    assert_eq!(at.offset, 0);
+    assert!(started.elapsed() >= Duration::from_millis(30));
+}
+
+#[tokio::test]
+async fn flush_sends_without_waiting_for_the_linger_time() {
+    let server = FakeServer::new(2);
+    let p = producer(
+        &server,
+        ProducerConfig {
+            linger: Duration::from_secs(3600),
+            ..config()
+        },
+    );
+    let d1 = p.send("t", rec("a", 1).with_partition(0)).await.unwrap();
+    let d2 = p.send("t", rec("b", 2).with_partition(1)).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), p.flush())
+        .await
+        .expect("flush returns")
+        .unwrap();
+    assert_eq!(server.requests().len(), 2);
+    d1.await.unwrap();
+    d2.await.unwrap();
+}
+
+#[tokio::test]
+async fn keyless_records_stick_to_a_partition_until_its_batch_is_sealed() {
+    let server = FakeServer::new(3);
+    let p = producer(
+        &server,
+        ProducerConfig {
+            batch_max_records: 4,
+            ..config()
+        },
+    );
+    let mut deliveries = Vec::new();
+    for n in 0..12 {
+        let r = NewRecord::json(serde_json::json!(n));
+        deliveries.push(p.send("t", r).await.unwrap());
+    }
+    let mut parts = Vec::new();
+    for d in deliveries {
+        parts.push(d.await.unwrap().partition);
+    }
+    assert_eq!(parts, vec![0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]);
+}
+
+#[tokio::test]
+async fn a_not_applied_error_is_retried_and_then_succeeds() {
+    let server = FakeServer::new(1);
+    server.script(server_error(
+        "leader_not_available",
+        true,
+        Outcome::NotApplied,
+    ));
+    server.script(server_error("not_leader", true, Outcome::NotApplied));
+    let p = producer(&server, config());
+    let at = p.send("t", rec("k", 7)).await.unwrap().await.unwrap();
+    assert_eq!(at.offset, 0);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3, "two failures, then success");
+    assert_eq!(requests[0], requests[2], "the same batch is resent");
+    assert_eq!(server.log(0).len(), 1, "stored once");
+}
+
+#[tokio::test]
+async fn an_unknown_outcome_is_never_retried_and_reaches_the_caller() {
+    let server = FakeServer::new(1);
+    server.script(server_error(
+        "write_outcome_unknown",
+        true,
+        Outcome::Unknown,
+    ));
+    let p = producer(&server, config());
+    let d1 = p.send("t", rec("k", 1)).await.unwrap();
+    let d2 = p.send("t", rec("k", 2)).await.unwrap();
+    for d in [d1, d2] {
+        let e = d.await.unwrap_err();
+        assert_eq!(e.outcome(), Outcome::Unknown);
+        assert_eq!(e.name(), Some("write_outcome_unknown"));
+    }
+    assert_eq!(server.requests().len(), 1, "no silent resend");
+    // The partition keeps working for later records.
+    let at = p.send("t", rec("k", 3)).await.unwrap().await.unwrap();
+    assert_eq!(at.offset, 0);
+}
+
+#[tokio::test]
+async fn a_transport_error_after_sending_is_not_retried() {
+    let server = FakeServer::new(1);
+    server.script(Error::Transport("connection reset".into()));
+    let p = producer(&server, config());
+    let e = p.send("t", rec("k", 1)).await.unwrap().await.unwrap_err();
+    assert_eq!(e.outcome(), Outcome::Unknown);
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn not_applied_retries_are_bounded() {
+    let server = FakeServer::new(1);
+    for _ in 0..10 {
+        server.script(server_error(
+            "leader_not_available",
+            true,
+            Outcome::NotApplied,
+        ));
+    }
+    let p = producer(&server, config());
+    let e = p.send("t", rec("k", 1)).await.unwrap().await.unwrap_err();
+    assert_eq!(e.outcome(), Outcome::NotApplied);
+    assert_eq!(server.requests().len(), 4, "max_attempts = 4");
+}
+
+#[tokio::test]
+async fn a_non_retriable_error_fails_at_once() {
+    let server = FakeServer::new(1);
+    server.script(server_error(
+        "payload_too_large",
+        false,
+        Outcome::NotApplied,
+    ));
+    let p = producer(&server, config());
+    let e = p.send("t", rec("k", 1)).await.unwrap().await.unwrap_err();
+    assert_eq!(e.name(), Some("payload_too_large"));
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn partition_not_found_refreshes_the_partition_count() {
+    let server = FakeServer::new(2);
+    server.script(Error::Server {
+        status: 404,
+        code: 40402,
+        name: "partition_not_found".into(),
+        message: "no partition 5".into(),
+        retriable: false,
+        outcome: Some(Outcome::NotApplied),
+        body: serde_json::json!({}),
+    });
+    let p = producer(&server, config());
+    let e = p
+        .send("t", rec("k", 1).with_partition(5))
+        .await
+        .unwrap()
+        .await
+        .unwrap_err();
+    assert_eq!(e.name(), Some("partition_not_found"));
+    p.send("t", rec("k", 2)).await.unwrap().await.unwrap();
+    assert_eq!(server.count_lookups.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_partial_failure_gives_committed_records_their_offsets() {
+    let server = FakeServer::new(1);
+    server.script(Error::Server {
+        status: 503,
+        code: 50301,
+        name: "leader_not_available".into(),
+        message: "some partitions failed".into(),
+        retriable: true,
+        outcome: Some(Outcome::Unknown),
+        body: serde_json::json!({"offsets": [
+            {"partition": 0, "offset": 41},
+            {"partition": 0, "offset": null, "error_code": 50301, "error": "leader_not_available"}
+        ]}),
+    });
+    let p = producer(
+        &server,
+        ProducerConfig {
+            linger: Duration::from_secs(3600),
+            ..config()
+        },
+    );
+    let d1 = p.send("t", rec("k", 1)).await.unwrap();
+    let d2 = p.send("t", rec("k", 2)).await.unwrap();
+    p.flush().await.unwrap();
+    assert_eq!(d1.await.unwrap().offset, 41);
+    assert_eq!(d2.await.unwrap_err().outcome(), Outcome::Unknown);
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn send_waits_while_the_in_flight_byte_budget_is_used_up() {
+    let server = FakeServer::with_delay(1, Duration::from_millis(300));
+    let p = producer(
+        &server,
+        ProducerConfig {
+            max_in_flight_bytes: 100,
+            linger: Duration::ZERO,
+            ..config()
+        },
+    );
+    let value = "x".repeat(60);
+    let first = p.send("t", NewRecord::string(value.clone())).await.unwrap();
+    // The first record holds ~70 of 100 bytes until its (slow) batch is answered.
+    let second = tokio::time::timeout(
+        Duration::from_millis(100),
+        p.send("t", NewRecord::string(value.clone())),
+    )
+    .await;
+    assert!(second.is_err(), "send must wait for budget");
+    first.await.unwrap();
+    let second = p.send("t", NewRecord::string(value)).await.unwrap();
+    second.await.unwrap();
+}
+
+#[tokio::test]
+async fn invalid_records_are_refused_before_queueing() {
+    let server = FakeServer::new(1);
+    let p = producer(&server, config());
+    let e = p.send("t", NewRecord::default()).await.unwrap_err();
+    assert!(matches!(e, Error::Config(_)));
+    assert_eq!(e.outcome(), Outcome::NotApplied);
+    let long_key = NewRecord::string("v").with_key("k".repeat(MAX_KEY_BYTES + 1));
+    assert!(p.send("t", long_key).await.is_err());
+    assert!(server.requests().is_empty());
+}
+
+#[test]
+fn encoded_batches_carry_the_partition_on_every_record() {
+    let sem = Arc::new(Semaphore::new(100));
+    let (reply, _rx) = oneshot::channel();
+    let pending = Pending {
+        json: br#"{"key":"a","value":1}"#.to_vec(),
+        reply,
+        permit: sem.try_acquire_many_owned(1).unwrap(),
+    };
+    let batch = accumulator::Batch {
+        tp: accumulator::TopicPartition {
+            topic: Arc::from("t"),
+            partition: 4,
+        },
+        seq: 0,
+        opened_at: std::time::Instant::now(),
+        bytes: pending.json.len(),
+        records: vec![pending],
+    };
+    let body = dispatcher::encode(&batch);
+    assert_eq!(
+        std::str::from_utf8(&body).unwrap(),
+        r#"{"records":[{"partition":4,"key":"a","value":1}]}"#
+    );
+}

@@ -1,0 +1,154 @@
+//! Shared by the CLI tests: a real 3-node cluster started with `scripts/cluster.sh` in a temp
+//! directory on free ports (stopped by a Drop guard), and a way to run the `raftka` binary.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+#![allow(clippy::expect_used)] // test support: panics with a message on failure
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The workspace root (the parent of `client/`).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("client/ has a parent")
+        .to_path_buf()
+}
+
+/// The node binary: `$RAFTKA_NODE_BIN`, else `<workspace>/target/debug/raftka-node`.
+pub fn node_bin() -> PathBuf {
+    let bin = std::env::var_os("RAFTKA_NODE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/debug/raftka-node"));
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p raftka-node` or set RAFTKA_NODE_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// A base port whose next three ports are free on 127.0.0.1 right now.
+fn free_base_port() -> u16 {
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+    for i in 0..200u64 {
+        let base =
+            20_000 + ((seed.wrapping_mul(2_654_435_761).wrapping_add(i * 7_919)) % 40_000) as u16;
+        if (0..3).all(|k| TcpListener::bind(("127.0.0.1", base + k)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free port range found");
+}
+
+/// A running 3-node cluster; stopped (SIGTERM, then SIGKILL of its own PIDs) when dropped.
+pub struct Cluster {
+    // Dropped after `drop` below has stopped the nodes.
+    dir: tempfile::TempDir,
+    pub bootstrap: String,
+}
+
+impl Cluster {
+    pub fn start() -> Cluster {
+        let bin = node_bin();
+        let mut last = String::new();
+        for _attempt in 0..3 {
+            let dir = tempfile::Builder::new()
+                .prefix("raftka-cli-test")
+                .tempdir()
+                .expect("temp dir");
+            let base = free_base_port();
+            let out = Command::new(workspace().join("scripts/cluster.sh"))
+                .args([
+                    "start",
+                    "-n",
+                    "3",
+                    "--base-port",
+                    &base.to_string(),
+                    "--dir",
+                ])
+                .arg(dir.path().join("cluster"))
+                .arg("--bin")
+                .arg(&bin)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run scripts/cluster.sh");
+            let cluster = Cluster {
+                dir,
+                bootstrap: (0..3)
+                    .map(|k| format!("127.0.0.1:{}", base + k))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            };
+            if out.status.success() {
+                return cluster;
+            }
+            // A port taken between the check and the start: try other ports.
+            last = String::from_utf8_lossy(&out.stderr).into_owned();
+        }
+        panic!("cluster did not start: {last}");
+    }
+
+    /// Runs `raftka ARGS` against this cluster.
+    pub fn raftka(&self, args: &[&str]) -> Output {
+        raftka_with(&self.bootstrap, args, None)
+    }
+
+    /// Runs `raftka ARGS` with `stdin` as standard input.
+    pub fn raftka_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
+        raftka_with(&self.bootstrap, args, Some(stdin))
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(workspace().join("scripts/cluster.sh"))
+            .args(["stop", "--dir"])
+            .arg(self.dir.path().join("cluster"))
+            .stdin(Stdio::null())
+            .output();
+    }
+}
+
+/// Runs the `raftka` binary with RAFTKA_BOOTSTRAP set and colours off.
+pub fn raftka_with(bootstrap: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_raftka"));
+    cmd.args(args)
+        .env("RAFTKA_BOOTSTRAP", bootstrap)
+        .env("NO_COLOR", "1")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn raftka");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(input).expect("write stdin");
+    }
+    child.wait_with_output().expect("raftka runs")
+}
+
+/// Asserts success and returns stdout.
+pub fn ok(out: &Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?}):\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
