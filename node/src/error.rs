@@ -91,6 +91,8 @@ error_codes! {
     InvalidReplicationFactor = (42203, "invalid_replication_factor", StatusCode::UNPROCESSABLE_ENTITY, false, NotApplied),
     /// A committed offset beyond the partition's end (or below its start).
     InvalidCommitOffset = (42204, "invalid_commit_offset", StatusCode::UNPROCESSABLE_ENTITY, false, NotApplied),
+    /// An idempotent producer's sequence skips or repeats out of order; nothing was written.
+    OutOfOrderSequence = (42205, "out_of_order_sequence", StatusCode::UNPROCESSABLE_ENTITY, false, NotApplied),
     /// The partition (or metadata) has no leader right now, e.g. during an election.
     LeaderNotAvailable = (50301, "leader_not_available", StatusCode::SERVICE_UNAVAILABLE, true, NotApplied),
     /// The contacted node is not the leader; carries a leader hint.
@@ -244,6 +246,7 @@ mod tests {
             (42202, "empty_batch", 422, false, NotApplied),
             (42203, "invalid_replication_factor", 422, false, NotApplied),
             (42204, "invalid_commit_offset", 422, false, NotApplied),
+            (42205, "out_of_order_sequence", 422, false, NotApplied),
             (50301, "leader_not_available", 503, true, NotApplied),
             (50302, "not_leader", 503, true, NotApplied),
             (50303, "not_ready", 503, true, NotApplied),

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::coordinator::HeartbeatReply;
 use crate::cluster::metadata::{MetaCommand, MetaResponse};
-use crate::partition::{FetchRequest, FetchResponse, PartitionStatus};
+use crate::partition::{Appended, FetchRequest, FetchResponse, PartitionStatus};
 
 /// The path of the internal RPC endpoint.
 pub const INTERNAL_RPC_PATH: &str = "/internal/rpc";
@@ -58,8 +58,8 @@ pub enum InternalRequest {
 /// The answer to an [`InternalRequest`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum InternalResponse {
-    /// Base offset of the appended batch.
-    Produced(u64),
+    /// Where the batch is in the log.
+    Produced(Appended),
     /// Fetched records.
     Fetched(FetchResponse),
     /// Replica status.

@@ -17,7 +17,7 @@ use crate::cluster::metadata::{MetaCommand, MetaResponse, TopicMeta};
 use crate::error::{ApiError, ErrorCode};
 use crate::internal::{InternalRequest, InternalResponse, INTERNAL_RPC_PATH};
 use crate::node::Node;
-use crate::partition::{FetchRequest, FetchResponse, PartitionStatus};
+use crate::partition::{Appended, FetchRequest, FetchResponse, PartitionStatus};
 use crate::raft::transport::SendError;
 
 /// Key of the metadata group in the leader cache.
@@ -149,7 +149,7 @@ impl Node {
         group: GroupId,
         replicas: &[NodeId],
         batch: RecordBatch,
-    ) -> Result<u64, ApiError> {
+    ) -> Result<Appended, ApiError> {
         let deadline = Instant::now() + self.config().request_timeout();
         let local_leader = self
             .partitions()
@@ -185,7 +185,7 @@ impl Node {
                         .send_internal(peer, &req, remaining + Duration::from_millis(500), true)
                         .await?
                     {
-                        InternalResponse::Produced(base) => Ok(base),
+                        InternalResponse::Produced(appended) => Ok(appended),
                         other => Err(ApiError::internal(format!("unexpected reply {other:?}"))),
                     }
                 }

@@ -80,6 +80,11 @@ impl Store {
         opts.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
         opts.set_max_background_jobs(2);
         opts.set_keep_log_file_num(3);
+        // canary: with `canary-skip-fsync` the syncer never flushes the WAL, and this keeps the
+        // unflushed WAL in RocksDB's own user-space buffer instead of the page cache, so that
+        // `kill -9` loses it the way a power cut loses un-fsynced data. Never in a release build.
+        #[cfg(feature = "canary-skip-fsync")]
+        opts.set_manual_wal_flush(true);
         let cfs = ALL_CFS
             .iter()
             .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));

@@ -90,6 +90,8 @@ fn sync_wal(db: &DB) -> io::Result<()> {
 }
 
 /// Canary for the fault harness: acknowledges appends without making them durable.
+// canary: no `flush_wal` at all; with `set_manual_wal_flush` (see `Store::open`) the WAL stays in
+// process memory until its buffer fills or a vote is written with sync.
 #[cfg(feature = "canary-skip-fsync")]
 fn sync_wal(_db: &DB) -> io::Result<()> {
     Ok(())

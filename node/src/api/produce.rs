@@ -3,12 +3,15 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use bytes::Bytes;
 use futures::future::join_all;
-use raft_store::{Record, RecordBatch, ValueKind};
+use raft_store::{ProducerSequence, Record, RecordBatch, ValueKind};
+
+use crate::partition::Appended;
 use serde_json::json;
 use tracing::Instrument;
 
@@ -88,12 +91,80 @@ fn to_record(
     Ok(record)
 }
 
+/// Longest accepted producer id or idempotency key.
+pub const MAX_IDEMPOTENCY_ID_BYTES: usize = 256;
+
+/// The request's `Idempotency-Key` header, validated.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match v.to_str() {
+        Ok(k) if !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_ID_BYTES => Ok(Some(k.to_string())),
+        _ => Err(ApiError::bad_request(format!(
+            "Idempotency-Key must be 1-{MAX_IDEMPOTENCY_ID_BYTES} visible ASCII characters"
+        ))
+        .for_write()),
+    }
+}
+
+/// Checks an idempotent producer's sequences: every record has one, and within a partition
+/// they are consecutive in request order. Returns the first sequence of each partition.
+fn batch_sequences(
+    producer_id: Option<&str>,
+    sequences: &[(u32, Option<u64>)],
+) -> Result<BTreeMap<u32, u64>, ApiError> {
+    let mut first: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut next: BTreeMap<u32, u64> = BTreeMap::new();
+    for (i, (p, seq)) in sequences.iter().enumerate() {
+        match (producer_id, seq) {
+            (None, None) => {}
+            (None, Some(_)) => {
+                return Err(ApiError::bad_request(format!(
+                    "record {i}: 'sequence' needs a request-level 'producer_id'"
+                ))
+                .for_write())
+            }
+            (Some(_), None) => {
+                return Err(ApiError::bad_request(format!(
+                    "record {i}: an idempotent request needs a 'sequence' on every record"
+                ))
+                .for_write())
+            }
+            (Some(_), Some(s)) => {
+                if let Some(want) = next.get(p) {
+                    if s != want {
+                        return Err(ApiError::new(
+                            ErrorCode::OutOfOrderSequence,
+                            format!("record {i}: sequence {s} for partition {p}, expected {want} (consecutive within a partition)"),
+                        )
+                        .for_write());
+                    }
+                }
+                first.entry(*p).or_insert(*s);
+                next.insert(*p, s + 1);
+            }
+        }
+    }
+    Ok(first)
+}
+
 /// `POST /v1/topics/{t}/records`.
 pub async fn produce(
     State(node): State<Node>,
     Path(topic_name): Path<String>,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<ProduceRequest>,
 ) -> Result<Response, ApiError> {
+    let idempotency_key = idempotency_key(&headers)?;
+    if let Some(p) = &req.producer_id {
+        if p.is_empty() || p.len() > MAX_IDEMPOTENCY_ID_BYTES {
+            return Err(ApiError::bad_request(format!(
+                "producer_id must be 1-{MAX_IDEMPOTENCY_ID_BYTES} bytes"
+            ))
+            .for_write());
+        }
+    }
     if req.records.is_empty() {
         return Err(
             ApiError::new(ErrorCode::EmptyBatch, "the request holds no records").for_write(),
@@ -113,6 +184,7 @@ pub async fn produce(
 
     // Validate everything before writing anything: a bad record fails the whole request.
     let mut placement = Vec::with_capacity(req.records.len());
+    let mut sequences = Vec::with_capacity(req.records.len());
     let mut batches: BTreeMap<u32, RecordBatch> = BTreeMap::new();
     for (i, r) in req.records.into_iter().enumerate() {
         let partition = match (r.partition, r.key.as_deref()) {
@@ -127,12 +199,23 @@ pub async fn produce(
             (None, Some(k)) => partition_for_key(k.as_bytes(), n),
             (None, None) => (node.next_round_robin() % u64::from(n)) as u32,
         };
+        sequences.push((partition, r.sequence));
         let record = to_record(i, r, now, max_record_bytes)?;
         let batch = batches.entry(partition).or_default();
         placement.push((partition, batch.records.len() as u64));
         batch.records.push(record);
     }
 
+    let first_sequences = batch_sequences(req.producer_id.as_deref(), &sequences)?;
+    for (p, batch) in batches.iter_mut() {
+        batch.idempotency_key = idempotency_key.clone();
+        if let (Some(id), Some(seq)) = (&req.producer_id, first_sequences.get(p)) {
+            batch.producer = Some(ProducerSequence {
+                producer_id: id.clone(),
+                sequence: *seq,
+            });
+        }
+    }
     let results = join_all(batches.into_iter().map(|(p, batch)| {
         let meta = &topic.partitions[p as usize];
         let span = tracing::debug_span!("partition", topic = %topic.name, partition = p);
@@ -140,26 +223,29 @@ pub async fn produce(
         async move { (p, node.produce(meta.group, &meta.replicas, batch).await) }.instrument(span)
     }))
     .await;
-    let outcome: BTreeMap<u32, Result<u64, ApiError>> = results.into_iter().collect();
+    let outcome: BTreeMap<u32, Result<Appended, ApiError>> = results.into_iter().collect();
 
     let offsets: Vec<RecordOffset> = placement
         .iter()
         .map(|(p, i)| match outcome.get(p) {
-            Some(Ok(base)) => RecordOffset {
+            Some(Ok(a)) => RecordOffset {
                 partition: *p,
-                offset: Some(base + i),
+                offset: Some(a.base_offset + i),
+                duplicate: a.duplicate,
                 error_code: None,
                 error: None,
             },
             Some(Err(e)) => RecordOffset {
                 partition: *p,
                 offset: None,
+                duplicate: false,
                 error_code: Some(e.code.number()),
                 error: Some(e.code.name().to_string()),
             },
             None => RecordOffset {
                 partition: *p,
                 offset: None,
+                duplicate: false,
                 error_code: None,
                 error: None,
             },

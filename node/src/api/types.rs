@@ -76,6 +76,9 @@ pub struct ProduceRecord {
     /// CreateTime in ms since the epoch; the leader's time when absent.
     #[serde(default)]
     pub timestamp_ms: Option<i64>,
+    /// Idempotent producers: this record's sequence number in its partition.
+    #[serde(default)]
+    pub sequence: Option<u64>,
 }
 
 /// `POST /v1/topics/{t}/records`.
@@ -83,6 +86,9 @@ pub struct ProduceRecord {
 pub struct ProduceRequest {
     /// The records.
     pub records: Vec<ProduceRecord>,
+    /// Idempotent producers: a stable id (e.g. a UUID); records then carry `sequence`.
+    #[serde(default)]
+    pub producer_id: Option<String>,
 }
 
 /// One record's placement in a produce reply.
@@ -92,6 +98,9 @@ pub struct RecordOffset {
     pub partition: u32,
     /// Offset; absent when this record's partition failed.
     pub offset: Option<u64>,
+    /// The record was already in the log (a retried idempotent request): original offset.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub duplicate: bool,
     /// Error code when this record's partition failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<u32>,
