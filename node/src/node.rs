@@ -117,16 +117,33 @@ impl Node {
                 tasks: TaskTracker::new(),
             }),
         };
-        // Every node initializes the metadata group with the same static membership; openraft
-        // accepts identical initializations, and a node that already has state refuses quietly.
+        // The lowest-id node initializes the metadata group at once and so leads it first; the
+        // others initialize with the same static membership only if no leader reached them
+        // after a few election timeouts (identical initializations are safe).
         if !node.inner.meta.is_initialized().await.unwrap_or(true) {
             let members: BTreeMap<NodeId, BasicNode> = peers
                 .iter()
                 .map(|(id, a)| (*id, BasicNode { addr: a.clone() }))
                 .collect();
-            if let Err(e) = node.inner.meta.initialize(members).await {
-                tracing::debug!(error = %e, "metadata group already initialized");
-            }
+            let order: Vec<NodeId> = peers.keys().copied().collect();
+            let delay = crate::cluster::reconcile::initialize_delay(
+                node.id(),
+                &order,
+                node.config().election_max_ms,
+            );
+            let meta = node.inner.meta.clone();
+            let cancel = node.inner.cancel.clone();
+            node.inner.tasks.spawn(async move {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                if !meta.is_initialized().await.unwrap_or(true) {
+                    if let Err(e) = meta.initialize(members).await {
+                        tracing::debug!(error = %e, "metadata group already initialized");
+                    }
+                }
+            });
         }
         node.spawn_background();
         Ok(node)

@@ -15,6 +15,22 @@ use crate::node::Node;
 use crate::partition::{PartitionHandle, PartitionRaft};
 use crate::raft::network::GroupNetwork;
 
+/// When a replica of a new group initializes it. The preferred replica (the first, which
+/// placement rotates across nodes) does so at once and so becomes the first leader; the others
+/// wait a few election timeouts and initialize only if no leader has reached them, so a group
+/// whose preferred replica is down still starts. Identical initializations are safe.
+pub fn initialize_delay(
+    me: NodeId,
+    replicas: &[NodeId],
+    election_max_ms: u64,
+) -> std::time::Duration {
+    if replicas.first() == Some(&me) {
+        std::time::Duration::ZERO
+    } else {
+        std::time::Duration::from_millis(election_max_ms.saturating_mul(3))
+    }
+}
+
 /// Runs until the node shuts down.
 pub async fn run(node: Node) {
     let mut applied = node.inner.meta_applied.clone();
@@ -90,8 +106,6 @@ async fn open_group(node: &Node, group: GroupId, replicas: &[NodeId]) -> Result<
     )
     .await
     .map_err(|e| e.to_string())?;
-    // Every replica initializes with the same membership; identical initializations are safe,
-    // and a replica that already has a log (or got entries from a leader first) refuses quietly.
     if !raft.is_initialized().await.unwrap_or(true) {
         let members: BTreeMap<NodeId, BasicNode> = replicas
             .iter()
@@ -105,9 +119,24 @@ async fn open_group(node: &Node, group: GroupId, replicas: &[NodeId]) -> Result<
                 (*id, BasicNode { addr })
             })
             .collect();
-        if let Err(e) = raft.initialize(members).await {
-            tracing::debug!(error = %e, "partition group already initialized");
-        }
+        let delay = initialize_delay(node.id(), replicas, node.config().election_max_ms);
+        let raft = raft.clone();
+        let cancel = node.inner.cancel.clone();
+        node.inner.tasks.spawn(
+            async move {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                // Still empty: the preferred replica is down (or slow); start the group anyway.
+                if !raft.is_initialized().await.unwrap_or(true) {
+                    if let Err(e) = raft.initialize(members).await {
+                        tracing::debug!(error = %e, "partition group already initialized");
+                    }
+                }
+            }
+            .in_current_span(),
+        );
     }
     tracing::info!("opened partition group");
     node.partitions().insert(PartitionHandle {
@@ -117,4 +146,17 @@ async fn open_group(node: &Node, group: GroupId, replicas: &[NodeId]) -> Result<
         reader: PartitionReader::new(store, group),
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::initialize_delay;
+    use std::time::Duration;
+
+    #[test]
+    fn only_the_preferred_replica_initializes_at_once() {
+        assert_eq!(initialize_delay(2, &[2, 3, 1], 1000), Duration::ZERO);
+        assert_eq!(initialize_delay(3, &[2, 3, 1], 1000), Duration::from_secs(3));
+        assert_eq!(initialize_delay(1, &[2, 3, 1], 1000), Duration::from_secs(3));
+    }
 }
