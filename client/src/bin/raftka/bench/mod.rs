@@ -6,6 +6,7 @@
 
 mod consume;
 mod e2e;
+mod group;
 mod produce;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +37,11 @@ pub enum BenchCommand {
     /// receives each record.
     #[command(after_help = "Example:\n  raftka bench e2e --records 20000 --rate 2000")]
     E2e(e2e::E2eArgs),
+    /// Consumer groups: commit latency, rebalance time, takeover time after a member dies.
+    #[command(
+        after_help = "Example:\n  raftka bench group --partitions 6 --members 3 --commits 500"
+    )]
+    Group(group::GroupArgs),
 }
 
 /// Runs a benchmark.
@@ -44,6 +50,7 @@ pub async fn run(client: Client, cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Produce(a) => produce::run(client, a).await,
         BenchCommand::Consume(a) => consume::run(client, a).await,
         BenchCommand::E2e(a) => e2e::run(client, a).await,
+        BenchCommand::Group(a) => group::run(client, a).await,
     }
 }
 
