@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::cluster::coordinator::HeartbeatReply;
 use crate::cluster::metadata::{MetaCommand, MetaResponse};
-use crate::partition::{Appended, FetchRequest, FetchResponse, PartitionStatus};
+use crate::partition::{Appended, FetchRequest, FetchResponse, PartitionStatus, TimestampOffset};
 
 /// The path of the internal RPC endpoint.
 pub const INTERNAL_RPC_PATH: &str = "/internal/rpc";
@@ -46,6 +46,13 @@ pub enum InternalRequest {
     },
     /// The metadata leader's linearizable read index.
     MetaReadIndex,
+    /// The first offset at or after a timestamp, on the partition leader.
+    OffsetForTimestamp {
+        /// Partition group.
+        group: GroupId,
+        /// The time.
+        timestamp_ms: i64,
+    },
     /// A consumer group heartbeat, handled by the metadata leader (the coordinator).
     GroupHeartbeat {
         /// Group.
@@ -70,4 +77,6 @@ pub enum InternalResponse {
     ReadIndex(u64),
     /// Heartbeat reply.
     Heartbeat(HeartbeatReply),
+    /// Timestamp lookup reply.
+    TimestampOffset(TimestampOffset),
 }

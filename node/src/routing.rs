@@ -17,7 +17,7 @@ use crate::cluster::metadata::{MetaCommand, MetaResponse, TopicMeta};
 use crate::error::{ApiError, ErrorCode};
 use crate::internal::{InternalRequest, InternalResponse, INTERNAL_RPC_PATH};
 use crate::node::Node;
-use crate::partition::{Appended, FetchRequest, FetchResponse, PartitionStatus};
+use crate::partition::{Appended, FetchRequest, FetchResponse, PartitionStatus, TimestampOffset};
 use crate::raft::transport::SendError;
 
 /// Key of the metadata group in the leader cache.
@@ -241,6 +241,50 @@ impl Node {
                         InternalResponse::Fetched(r) => Ok(r),
                         other => Err(ApiError::internal(format!("unexpected reply {other:?}"))),
                     }
+                }
+            },
+        )
+        .await
+    }
+
+    /// The first offset at or after `timestamp_ms` in a partition, asked of its leader.
+    ///
+    /// # Errors
+    /// Routing and storage errors.
+    pub async fn offset_for_timestamp(
+        &self,
+        group: GroupId,
+        replicas: &[NodeId],
+        timestamp_ms: i64,
+    ) -> Result<TimestampOffset, ApiError> {
+        let deadline = Instant::now() + self.config().request_timeout();
+        let local_leader = self
+            .partitions()
+            .get(group)
+            .and_then(|h| h.current_leader());
+        let me = self.id();
+        self.on_leader(
+            group,
+            replicas,
+            local_leader,
+            deadline,
+            |_| async move {
+                let h = self.partitions().get(group).ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::LeaderNotAvailable,
+                        "partition not open on this node yet",
+                    )
+                })?;
+                h.offset_for_timestamp(me, timestamp_ms).await
+            },
+            |peer, remaining| async move {
+                let req = InternalRequest::OffsetForTimestamp {
+                    group,
+                    timestamp_ms,
+                };
+                match self.send_internal(peer, &req, remaining, false).await? {
+                    InternalResponse::TimestampOffset(t) => Ok(t),
+                    other => Err(ApiError::internal(format!("unexpected reply {other:?}"))),
                 }
             },
         )

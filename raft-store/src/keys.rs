@@ -8,6 +8,7 @@
 //! | `sm`          | group ++ tag                | state machine state                |
 //! | `offsets`     | group ++ base offset        | raft index of the batch            |
 //! | `snapshot`    | group                       | postcard(snapshot meta, data)      |
+//! | `time`        | group ++ max timestamp      | base offset where the max rose     |
 
 use crate::types::GroupId;
 
@@ -21,8 +22,15 @@ pub const CF_SM: &str = "sm";
 pub const CF_OFFSETS: &str = "offsets";
 /// Column family holding the current snapshot of each group.
 pub const CF_SNAPSHOT: &str = "snapshot";
+/// Column family holding the time index: `(group, running max timestamp) -> base offset`.
+pub const CF_TIME: &str = "time";
 /// All column families.
-pub const ALL_CFS: [&str; 5] = [CF_LOG, CF_RAFT, CF_SM, CF_OFFSETS, CF_SNAPSHOT];
+pub const ALL_CFS: [&str; 6] = [CF_LOG, CF_RAFT, CF_SM, CF_OFFSETS, CF_SNAPSHOT, CF_TIME];
+
+/// Maps a signed timestamp to an unsigned key part that sorts the same way.
+pub fn timestamp_key(ts: i64) -> u64 {
+    (ts as u64) ^ (1 << 63)
+}
 
 /// Tag of the vote row in [`CF_RAFT`].
 pub const TAG_VOTE: u64 = 1;
@@ -87,6 +95,13 @@ mod tests {
         #[test]
         fn key_round_trips(g in any::<u64>(), n in any::<u64>()) {
             prop_assert_eq!(parse_key(&key(g, n)), Some((g, n)));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn timestamp_keys_keep_order(a in any::<i64>(), b in any::<i64>()) {
+            prop_assert_eq!(timestamp_key(a).cmp(&timestamp_key(b)), a.cmp(&b));
         }
     }
 

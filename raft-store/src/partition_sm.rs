@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::codec::{decode, encode};
-use crate::keys::{self, CF_OFFSETS, CF_SM, CF_SNAPSHOT, TAG_SM_STATE};
+use crate::keys::{self, CF_OFFSETS, CF_SM, CF_SNAPSHOT, CF_TIME, TAG_SM_STATE};
 use crate::store::Store;
 use crate::types::{ApplyResult, Command, GroupId, RecordBatch, TypeConfig};
 
@@ -160,6 +160,8 @@ pub struct PartitionState {
     pub log_start_offset: u64,
     /// Idempotent-producer and idempotency-key memory.
     pub dedup: DedupState,
+    /// The largest record timestamp applied so far (the time index's running maximum).
+    pub max_timestamp: Option<i64>,
 }
 
 /// What readers and long-pollers need to know about a partition's applied log.
@@ -386,6 +388,21 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
                                 self.state
                                     .dedup
                                     .remember(records, base_offset, log_id.index());
+                                // Time index: a row wherever the running maximum timestamp
+                                // rises, so a lookup finds the first batch that can hold a
+                                // record at or after a time even when timestamps go back.
+                                let batch_max =
+                                    records.records.iter().map(|r| r.timestamp_ms).max();
+                                if let Some(m) = batch_max {
+                                    if self.state.max_timestamp.is_none_or(|cur| m > cur) {
+                                        batch.put_cf(
+                                            self.store.cf(CF_TIME)?,
+                                            keys::key(self.group, keys::timestamp_key(m)),
+                                            base_offset.to_be_bytes(),
+                                        );
+                                        self.state.max_timestamp = Some(m);
+                                    }
+                                }
                             }
                             ApplyResult::Produced {
                                 base_offset,
@@ -434,6 +451,7 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
         let mut batch = WriteBatch::default();
         let (lo, hi) = keys::group_range(self.group);
         batch.delete_range_cf(self.store.cf(CF_OFFSETS)?, lo, hi);
+        batch.delete_range_cf(self.store.cf(CF_TIME)?, lo, hi);
         write_snapshot(&self.store, self.group, meta, &snapshot, &mut batch)?;
         self.state = state;
         self.persist(batch)?;

@@ -5,7 +5,7 @@ use std::io;
 use openraft::EntryPayload;
 use rocksdb::{Direction, IteratorMode};
 
-use crate::keys::{self, CF_OFFSETS};
+use crate::keys::{self, CF_OFFSETS, CF_TIME};
 use crate::log_store::LogStore;
 use crate::store::Store;
 use crate::types::{Command, GroupId, Record};
@@ -44,6 +44,58 @@ impl PartitionReader {
             store,
             group,
         }
+    }
+
+    /// The first offset in `[log_start, high_watermark)` whose record timestamp is at or after
+    /// `timestamp_ms`, as Kafka's ListOffsets answers it; `None` when there is none.
+    ///
+    /// The time index holds a row wherever the running maximum timestamp rose, so every record
+    /// before the first row at or above `timestamp_ms` is older, and the answer lies in or after
+    /// that row's batch.
+    ///
+    /// # Errors
+    /// On storage failure or a corrupt entry.
+    pub fn offset_for_timestamp(
+        &self,
+        timestamp_ms: i64,
+        log_start: u64,
+        high_watermark: u64,
+    ) -> io::Result<Option<u64>> {
+        let cf = self.store.cf(CF_TIME)?;
+        let seek = keys::key(self.group, keys::timestamp_key(timestamp_ms));
+        let start = match self
+            .store
+            .db()
+            .iterator_cf(cf, IteratorMode::From(&seek, Direction::Forward))
+            .next()
+        {
+            None => return Ok(None),
+            Some(item) => {
+                let (k, v) = item.map_err(io::Error::other)?;
+                match keys::parse_key(&k) {
+                    Some((g, _)) if g == self.group => {
+                        u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
+                            io::Error::new(io::ErrorKind::InvalidData, "bad time index row")
+                        })?)
+                    }
+                    _ => return Ok(None),
+                }
+            }
+        };
+        let mut from = start.max(log_start);
+        while from < high_watermark {
+            let limits = ReadLimits {
+                max_records: 1000,
+                max_bytes: usize::MAX,
+            };
+            let chunk = self.read(from, high_watermark, limits)?;
+            let Some(last) = chunk.last() else { break };
+            if let Some(hit) = chunk.iter().find(|r| r.record.timestamp_ms >= timestamp_ms) {
+                return Ok(Some(hit.offset));
+            }
+            from = last.offset + 1;
+        }
+        Ok(None)
     }
 
     /// Returns records with offsets in `[from, high_watermark)`, within `limits`.

@@ -185,7 +185,13 @@ impl Store {
     pub fn drop_group(&self, group: GroupId) -> io::Result<()> {
         let mut batch = WriteBatch::default();
         let (lo, hi) = keys::group_range(group);
-        for name in [keys::CF_LOG, keys::CF_RAFT, keys::CF_SM, keys::CF_OFFSETS] {
+        for name in [
+            keys::CF_LOG,
+            keys::CF_RAFT,
+            keys::CF_SM,
+            keys::CF_OFFSETS,
+            keys::CF_TIME,
+        ] {
             batch.delete_range_cf(self.cf(name)?, lo, hi);
         }
         batch.delete_cf(self.cf(keys::CF_SNAPSHOT)?, keys::group_key(group));

@@ -367,3 +367,69 @@ async fn group_commit_shares_fsyncs_across_groups() {
         }
     }
 }
+
+fn timed_batch(timestamps: &[i64]) -> RecordBatch {
+    RecordBatch {
+        records: timestamps
+            .iter()
+            .map(|ts| Record {
+                timestamp_ms: *ts,
+                key: None,
+                value: Bytes::from(ts.to_string()),
+                value_kind: ValueKind::Json,
+                headers: vec![],
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamp_lookup_finds_the_first_record_at_or_after_a_time_and_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // Non-monotonic timestamps, over several batches: offsets 0..=7.
+    let batches: [&[i64]; 4] = [&[10, 30], &[20, 25], &[40, 5], &[50, 45]];
+    let cases: [(i64, Option<u64>); 9] = [
+        (0, Some(0)),
+        (10, Some(0)),
+        (11, Some(1)),
+        (21, Some(1)),
+        (30, Some(1)),
+        (31, Some(4)),
+        (41, Some(6)),
+        (46, Some(6)),
+        (51, None),
+    ];
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let g = open_group(&store, 11).await;
+        for b in batches {
+            g.raft
+                .client_write(Command::Produce(timed_batch(b)))
+                .await
+                .unwrap();
+        }
+        wait_hw(&g, 8).await;
+        for (t, want) in cases {
+            assert_eq!(
+                g.reader.offset_for_timestamp(t, 0, 8).unwrap(),
+                want,
+                "t={t}"
+            );
+        }
+        // Bounded by the log start: nothing before it is returned.
+        assert_eq!(g.reader.offset_for_timestamp(0, 3, 8).unwrap(), Some(3));
+        close(g).await;
+    }
+    let store = reopen(dir.path()).await;
+    let g = open_group(&store, 11).await;
+    wait_hw(&g, 8).await;
+    for (t, want) in cases {
+        assert_eq!(
+            g.reader.offset_for_timestamp(t, 0, 8).unwrap(),
+            want,
+            "after restart, t={t}"
+        );
+    }
+    close(g).await;
+}

@@ -107,12 +107,23 @@ pub async fn records(
     }))
 }
 
-/// `GET /v1/topics/{t}/partitions/{p}/offsets`.
+/// `GET /v1/topics/{t}/partitions/{p}/offsets[?timestamp_ms=T]`: the earliest and latest
+/// offsets, and with `timestamp_ms` the first offset whose record timestamp is at or after T
+/// (`null` when no record is that recent), as Kafka's ListOffsets.
 pub async fn offsets(
     State(node): State<Node>,
     Path((topic, partition)): Path<(String, String)>,
+    q: ApiQuery,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let timestamp = q.i64("timestamp_ms", ErrorCode::BadRequest)?;
     let p = partition_of(&node, &topic, &partition).await?;
+    if let Some(t) = timestamp {
+        let r = node.offset_for_timestamp(p.group, &p.replicas, t).await?;
+        return Ok(Json(json!({
+            "earliest": r.log_start_offset, "latest": r.high_watermark,
+            "timestamp_ms": t, "offset": r.offset,
+        })));
+    }
     let s = node.partition_status(p.group, &p.replicas).await;
     if s.leader.is_none() {
         return Err(ApiError::new(

@@ -307,6 +307,9 @@ pub struct ResetRequest {
     /// With `to: offset`.
     #[serde(default)]
     pub offset: Option<u64>,
+    /// With `to: timestamp`: the first offset at or after this time (the end when none).
+    #[serde(default)]
+    pub timestamp_ms: Option<i64>,
     /// Partitions (default: all).
     #[serde(default)]
     pub partitions: Option<Vec<u32>>,
@@ -339,13 +342,27 @@ pub async fn reset(
             ("offset", Some(o)) => {
                 return Err(ApiError::new(
                     ErrorCode::InvalidCommitOffset,
-                    format!("offset {o} is outside [{}, {}] for partition {p}", s.log_start_offset, s.high_watermark),
+                    format!(
+                        "offset {o} is outside [{}, {}] for partition {p}",
+                        s.log_start_offset, s.high_watermark
+                    ),
                 ))
             }
-            ("offset", None) => return Err(ApiError::bad_request("'to': 'offset' needs an 'offset'")),
+            ("offset", None) => {
+                return Err(ApiError::bad_request("'to': 'offset' needs an 'offset'"))
+            }
+            ("timestamp", _) => {
+                let t = req.timestamp_ms.ok_or_else(|| {
+                    ApiError::bad_request("'to': 'timestamp' needs a 'timestamp_ms'")
+                })?;
+                let r = node
+                    .offset_for_timestamp(meta.group, &meta.replicas, t)
+                    .await?;
+                r.offset.unwrap_or(r.high_watermark)
+            }
             (other, _) => {
                 return Err(ApiError::bad_request(format!(
-                    "'to' must be earliest, latest or offset, got '{other}' (timestamps come with the timestamp index)"
+                    "'to' must be earliest, latest, offset or timestamp, got '{other}'"
                 )))
             }
         };

@@ -156,7 +156,13 @@ mod tests {
     #[test]
     fn only_the_preferred_replica_initializes_at_once() {
         assert_eq!(initialize_delay(2, &[2, 3, 1], 1000), Duration::ZERO);
-        assert_eq!(initialize_delay(3, &[2, 3, 1], 1000), Duration::from_secs(3));
-        assert_eq!(initialize_delay(1, &[2, 3, 1], 1000), Duration::from_secs(3));
+        assert_eq!(
+            initialize_delay(3, &[2, 3, 1], 1000),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            initialize_delay(1, &[2, 3, 1], 1000),
+            Duration::from_secs(3)
+        );
     }
 }

@@ -66,6 +66,17 @@ pub struct FetchResponse {
     pub log_start_offset: u64,
 }
 
+/// The answer to a timestamp lookup.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TimestampOffset {
+    /// The first offset at or after the time; `None` when no record is that recent.
+    pub offset: Option<u64>,
+    /// High watermark at the lookup.
+    pub high_watermark: u64,
+    /// Log start at the lookup.
+    pub log_start_offset: u64,
+}
+
 /// One replica's view of a partition.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PartitionStatus {
@@ -242,12 +253,9 @@ impl PartitionHandle {
         }
     }
 
-    /// Serves a fetch if this replica leads. Linearizable: the leader confirms its lease and
-    /// applies everything committed before reading, so the high watermark never goes back.
-    ///
-    /// # Errors
-    /// `not_leader`, `leader_not_available`, or `offset_out_of_range` with the bounds.
-    pub async fn fetch(&self, me: NodeId, req: &FetchRequest) -> Result<FetchResponse, ApiError> {
+    /// Confirms, before a read, that this replica leads and holds a valid lease, and has
+    /// applied everything committed before the read.
+    async fn ensure_leader_read(&self, me: NodeId) -> Result<(), ApiError> {
         let leader = self.current_leader();
         if leader != Some(me) {
             return Err(ApiError::new(
@@ -257,14 +265,46 @@ impl PartitionHandle {
             .with_leader(leader));
         }
         match self.raft.ensure_linearizable(ReadPolicy::LeaseRead).await {
-            Ok(_) => {}
+            Ok(_) => Ok(()),
             Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
-                return Err(
-                    ApiError::new(ErrorCode::NotLeader, f.to_string()).with_leader(f.leader_id)
-                );
+                Err(ApiError::new(ErrorCode::NotLeader, f.to_string()).with_leader(f.leader_id))
             }
-            Err(e) => return Err(ApiError::new(ErrorCode::LeaderNotAvailable, e.to_string())),
+            Err(e) => Err(ApiError::new(ErrorCode::LeaderNotAvailable, e.to_string())),
         }
+    }
+
+    /// The first offset whose record timestamp is at or after `timestamp_ms` (leader read).
+    ///
+    /// # Errors
+    /// `not_leader`, `leader_not_available`, storage errors.
+    pub async fn offset_for_timestamp(
+        &self,
+        me: NodeId,
+        timestamp_ms: i64,
+    ) -> Result<TimestampOffset, ApiError> {
+        self.ensure_leader_read(me).await?;
+        let p = *self.progress.borrow();
+        let reader = self.reader.clone();
+        let offset = tokio::task::spawn_blocking(move || {
+            reader.offset_for_timestamp(timestamp_ms, p.log_start_offset, p.high_watermark)
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::new(ErrorCode::StorageFailed, e.to_string()))?;
+        Ok(TimestampOffset {
+            offset,
+            high_watermark: p.high_watermark,
+            log_start_offset: p.log_start_offset,
+        })
+    }
+
+    /// Serves a fetch if this replica leads. Linearizable: the leader confirms its lease and
+    /// applies everything committed before reading, so the high watermark never goes back.
+    ///
+    /// # Errors
+    /// `not_leader`, `leader_not_available`, or `offset_out_of_range` with the bounds.
+    pub async fn fetch(&self, me: NodeId, req: &FetchRequest) -> Result<FetchResponse, ApiError> {
+        self.ensure_leader_read(me).await?;
         let mut progress = self.progress.clone();
         let mut p = *progress.borrow_and_update();
         if req.offset < p.log_start_offset || req.offset > p.high_watermark {

@@ -194,6 +194,15 @@ async fn handle_internal(node: &Node, req: InternalRequest) -> Result<InternalRe
             .local_meta_read_index()
             .await
             .map(InternalResponse::ReadIndex),
+        InternalRequest::OffsetForTimestamp {
+            group,
+            timestamp_ms,
+        } => {
+            let h = node.partitions().get(group).ok_or_else(not_open)?;
+            h.offset_for_timestamp(me, timestamp_ms)
+                .await
+                .map(InternalResponse::TimestampOffset)
+        }
         InternalRequest::GroupHeartbeat { group, member_id } => node
             .local_heartbeat(&group, &member_id)
             .map(InternalResponse::Heartbeat),
