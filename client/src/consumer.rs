@@ -401,6 +401,23 @@ impl Consumer {
         Ok(vec![])
     }
 
+    /// Moves the position of an owned partition: the next `poll` reads from `offset`, and the
+    /// next `commit` commits it. Use it to commit less than `poll` returned (for example only
+    /// the records actually processed); records after `offset` are then delivered again.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when this member does not own the partition.
+    pub fn seek(&mut self, topic: &str, partition: u32, offset: u64) -> Result<(), Error> {
+        let tp = (topic.to_string(), partition);
+        if !self.owned.contains(&tp) {
+            return Err(Error::Config(format!(
+                "{topic}/{partition} is not assigned to this member"
+            )));
+        }
+        self.positions.insert(tp, offset);
+        Ok(())
+    }
+
     async fn commit_partitions(&mut self, partitions: &[TopicPartition]) -> Result<(), Error> {
         let offsets: Vec<serde_json::Value> = partitions
             .iter()

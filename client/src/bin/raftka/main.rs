@@ -1,4 +1,5 @@
-//! `raftka`: the Raftka command-line tool (topics, produce, consume, cluster status, bench).
+//! `raftka`: the Raftka command-line tool (topics, produce, consume, consumer groups, cluster
+//! status, bench).
 //!
 //! Exit codes (documented in `docs/cli.md` and `raftka --help`): 0 success, 1 the server
 //! refused or something failed at run time, 2 bad usage, 3 no node reachable.
@@ -6,6 +7,7 @@
 mod bench;
 mod cluster;
 mod consume;
+mod group;
 mod output;
 mod produce;
 mod topic;
@@ -22,6 +24,8 @@ Examples:
   raftka produce orders --file users.txt --key-separator :
   raftka consume orders --partition 0 --offset earliest --max 10
   raftka consume orders --partition 0 --offset latest --follow --format json
+  raftka consume orders --group billing --follow
+  raftka group describe billing
   raftka cluster status
   raftka bench produce --records 1000000
 
@@ -71,8 +75,12 @@ enum Command {
     Topic(topic::TopicCommand),
     /// Produce one record per line of stdin (or --file).
     Produce(produce::ProduceArgs),
-    /// Print a partition's records from an offset; --follow waits for new ones.
+    /// Print records: a partition's from an offset, or as a consumer-group member (--group)
+    /// committing what it printed; --follow waits for new ones.
     Consume(consume::ConsumeArgs),
+    /// Consumer groups: list, describe (members, assignment, lag), reset-offsets, delete.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
     /// Cluster health: nodes, leaders per node, partitions without a leader.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
@@ -131,6 +139,7 @@ async fn run(
         Command::Topic(c) => topic::run(&client, c, &out).await,
         Command::Produce(a) => produce::run(client, a, &out).await,
         Command::Consume(a) => consume::run(&client, a, &out).await,
+        Command::Group(c) => group::run(&client, c, &out).await,
         Command::Cluster(c) => cluster::run(&client, c, &out).await,
         Command::Bench(b) => bench::run(client, b).await.map(|()| ExitCode::SUCCESS),
     }
