@@ -17,7 +17,9 @@ use rocksdb::DB;
 pub(crate) type SyncDone = Box<dyn FnOnce(io::Result<()>) + Send>;
 
 pub(crate) struct Syncer {
-    tx: Sender<SyncDone>,
+    // `Option` so that drop can close the channel before joining the thread.
+    tx: Option<Sender<SyncDone>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Syncer {
@@ -30,16 +32,37 @@ impl Syncer {
         // Unbounded on purpose: every item is one in-flight openraft append, and openraft bounds
         // those per group; blocking the Raft core here would stall elections instead.
         let (tx, rx) = crossbeam_channel::unbounded::<SyncDone>();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("raftka-wal-syncer".into())
             .spawn(move || run(db, rx, poisoned, appends, syncs))?;
-        Ok(Self { tx })
+        Ok(Self {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
     }
 
     pub(crate) fn enqueue(&self, done: SyncDone) {
-        if let Err(e) = self.tx.send(done) {
+        let Some(tx) = &self.tx else {
+            done(Err(io::Error::other("wal syncer stopped")));
+            return;
+        };
+        if let Err(e) = tx.send(done) {
             // The syncer thread is gone (store dropping). Fail the append rather than ack it.
             (e.0)(Err(io::Error::other("wal syncer stopped")));
+        }
+    }
+}
+
+impl Drop for Syncer {
+    /// Stops the syncer thread and waits for it, so that its handle on the database is gone
+    /// when the store finishes dropping: RocksDB then closes here, not at process exit (where
+    /// an open database's background threads can abort the process).
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            if t.thread().id() != std::thread::current().id() {
+                let _ = t.join();
+            }
         }
     }
 }
