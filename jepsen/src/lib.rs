@@ -12,7 +12,11 @@
 //! - [`checker`]: [`checker::check`] turns a [`history::History`] into a [`checker::Report`]
 //!   with a [`checker::Verdict`] of `valid`, `invalid`, `vacuous` or `unknown`.
 //!
-//! The `raftka-check` binary checks a history file and exits 0 only if it is valid.
+//! - [`harness`]: the fault-injection harness that records such histories against real nodes
+//!   in network namespaces (run it with `jepsen/run`).
+//!
+//! The `raftka-check` binary checks a history file and exits 0 only if it is valid; the
+//! `raftka-jepsen` binary runs cells (workload × nemesis) and prints a verdict table.
 //!
 //! ```
 //! use raftka_jepsen::checker::{check, CheckConfig, Verdict};
@@ -27,4 +31,5 @@
 //! ```
 
 pub mod checker;
+pub mod harness;
 pub mod history;
