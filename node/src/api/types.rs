@@ -37,6 +37,14 @@ pub struct PartitionDescription {
     pub log_start_offset: u64,
 }
 
+/// `PATCH /v1/topics/{t}/configs`: configs to set; a `null` value resets one to its default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlterConfigsRequest {
+    /// Config name to value (string or number), or `null`.
+    pub configs: BTreeMap<String, serde_json::Value>,
+}
+
 /// A topic description.
 #[derive(Debug, Serialize, Deserialize, Clone)]
 pub struct TopicDescription {
