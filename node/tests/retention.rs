@@ -11,6 +11,20 @@ use openraft::async_runtime::WatchReceiver;
 use raft_store::ReadLimits;
 use serde_json::{json, Value};
 
+/// `len` pseudo-random hex digits, different for every `seed`.
+fn noise(seed: u64, len: usize) -> String {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            // xorshift64
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from_digit((x % 16) as u32, 16).unwrap_or('0')
+        })
+        .collect()
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -27,9 +41,9 @@ async fn produce(
     n: u64,
     size: usize,
 ) -> Vec<(u64, u64)> {
-    let pad = "x".repeat(size);
+    // Incompressible padding (RocksDB compresses its files: repeated bytes would measure nothing).
     let records: Vec<Value> = (first..first + n)
-        .map(|i| json!({"partition": 0, "value": {"seq": i, "pad": pad}}))
+        .map(|i| json!({"partition": 0, "value": {"seq": i, "pad": noise(i, size)}}))
         .collect();
     let (s, b) = c
         .post(
@@ -108,10 +122,10 @@ async fn retention_by_size_bounds_the_data_directory_and_keeps_the_newest_record
     let mut acked = Vec::new();
     let mut series = Vec::new();
     let started = Instant::now();
-    let rounds = 200u64; // ~40 MiB of records
+    let rounds = 400u64; // ~80 MB of records
     for r in 0..rounds {
         acked.extend(produce(&c, (r % 3) + 1, "sized", r * 200, 200, 1000).await);
-        if r % 20 == 19 {
+        if r % 40 == 39 {
             let du: Vec<u64> = c.ids().iter().map(|i| dir_bytes(&c.data_dir(*i))).collect();
             series.push((r + 1, started.elapsed().as_millis(), du));
         }
@@ -129,9 +143,12 @@ async fn retention_by_size_bounds_the_data_directory_and_keeps_the_newest_record
         );
     }
     eprintln!("produced {produced_bytes} record bytes; log start {start}, hw {hw}");
+    // Without retention each node holds more than the record bytes produced (measured: 44 MB
+    // for 40 MB). With it, disk use is bounded by the WAL and memtable limits and the few
+    // files compaction has not yet met, whatever the volume produced.
     for (id, bytes) in c.ids().iter().zip(&du) {
         assert!(
-            *bytes < produced_bytes / 4,
+            *bytes < 24_000_000,
             "node {id} holds {bytes} bytes after {produced_bytes} produced: not reclaimed"
         );
     }
