@@ -27,6 +27,7 @@ pub mod codec;
 pub mod dedup;
 pub mod keys;
 pub mod log_store;
+mod offset_index;
 pub mod partition_sm;
 pub mod partition_state;
 pub mod reader;

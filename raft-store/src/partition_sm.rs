@@ -31,6 +31,7 @@ use tokio::sync::watch;
 use crate::codec::{decode, encode};
 use crate::keys::{self, OffsetRow, CF_OFFSETS, CF_SM, CF_TIME, TAG_SM_STATE};
 use crate::log_store::LogStore;
+use crate::offset_index;
 use crate::partition_state::{Effect, LogProgress, PartitionState};
 use crate::sm_rows::{read_snapshot, read_state, write_snapshot};
 use crate::store::Store;
@@ -87,24 +88,13 @@ impl PartitionStateMachine {
         if target <= self.state.log_start_offset {
             return Ok(());
         }
-        let cf = self.store.cf(CF_OFFSETS)?;
-        let from = keys::key(self.group, self.state.log_start_offset);
         // Rows of the batches in [log_start, target], ascending.
         let mut rows: Vec<(u64, OffsetRow)> = Vec::new();
-        for item in self
-            .store
-            .db()
-            .iterator_cf(cf, IteratorMode::From(&from, Direction::Forward))
-        {
-            let (k, v) = item.map_err(io::Error::other)?;
-            let Some((g, base)) = keys::parse_key(&k) else {
-                break;
-            };
-            if g != self.group || base > target {
+        for row in offset_index::rows_from(&self.store, self.group, self.state.log_start_offset)? {
+            let (base, row) = row?;
+            if base > target {
                 break;
             }
-            let row = OffsetRow::decode(&v)
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad offset row"))?;
             rows.push((base, row));
         }
         // The new start is the base of the batch holding `target` (rounding a mid-batch
@@ -132,7 +122,7 @@ impl PartitionStateMachine {
             .map(|(_, r)| r.bytes)
             .sum();
         batch.delete_range_cf(
-            cf,
+            self.store.cf(CF_OFFSETS)?,
             keys::key(self.group, 0),
             keys::key(self.group, new_start),
         );

@@ -5,8 +5,9 @@ use std::io;
 use openraft::EntryPayload;
 use rocksdb::{Direction, IteratorMode};
 
-use crate::keys::{self, OffsetRow, CF_OFFSETS, CF_TIME};
+use crate::keys::{self, CF_OFFSETS, CF_TIME};
 use crate::log_store::LogStore;
+use crate::offset_index;
 use crate::store::Store;
 use crate::types::{Command, GroupId, Record};
 
@@ -137,23 +138,11 @@ impl PartitionReader {
         }
         // Past every batch deleted so far; the high watermark once all of them are.
         let mut start = log_start;
-        let cf = self.store.cf(CF_OFFSETS)?;
-        let from = keys::key(self.group, log_start);
-        for item in self
-            .store
-            .db()
-            .iterator_cf(cf, IteratorMode::From(&from, Direction::Forward))
-        {
-            let (k, v) = item.map_err(io::Error::other)?;
-            let Some((g, base)) = keys::parse_key(&k) else {
-                break;
-            };
-            if g != self.group || base >= high_watermark {
+        for row in offset_index::rows_from(&self.store, self.group, log_start)? {
+            let (base, row) = row?;
+            if base >= high_watermark {
                 break;
             }
-            let row = OffsetRow::decode(&v).ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidData, "bad offset index row")
-            })?;
             // Deleting this batch (whose records start at `base`) moves the start past it.
             if remaining.saturating_sub(row.bytes) < retention_bytes {
                 return Ok(base);
@@ -223,7 +212,7 @@ impl PartitionReader {
         let cf = self.store.cf(CF_OFFSETS)?;
         let db = self.store.db();
         // The batch holding `from` starts at the greatest base offset <= from.
-        let start_key = match db
+        let first_base = match db
             .iterator_cf(
                 cf,
                 IteratorMode::From(&keys::key(self.group, from), Direction::Reverse),
@@ -233,7 +222,7 @@ impl PartitionReader {
             Some(item) => {
                 let (k, _) = item.map_err(io::Error::other)?;
                 match keys::parse_key(&k) {
-                    Some((g, base)) if g == self.group => keys::key(self.group, base),
+                    Some((g, base)) if g == self.group => base,
                     _ => return Err(below_log_start(self.group, from)),
                 }
             }
@@ -242,17 +231,12 @@ impl PartitionReader {
             None => return Err(below_log_start(self.group, from)),
         };
         let mut bytes = 0usize;
-        for item in db.iterator_cf(cf, IteratorMode::From(&start_key, Direction::Forward)) {
-            let (k, v) = item.map_err(io::Error::other)?;
-            let Some((g, base)) = keys::parse_key(&k) else {
-                break;
-            };
-            if g != self.group || base >= high_watermark {
+        for row in offset_index::rows_from(&self.store, self.group, first_base)? {
+            let (base, row) = row?;
+            if base >= high_watermark {
                 break;
             }
-            let index = OffsetRow::decode(&v)
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad offset index row"))?
-                .raft_index;
+            let index = row.raft_index;
             // A row whose entry is gone was deleted by retention while this read ran.
             let entry = self
                 .log
