@@ -101,6 +101,16 @@ pub struct Config {
     /// hold.
     #[arg(long, env = "RAFTKA_STORAGE_MAX_WAL_MB", default_value_t = 256)]
     pub storage_max_wal_mb: u64,
+
+    /// The metadata group (topics, consumer groups, committed offsets) snapshots its state
+    /// every this many log entries and purges the log below, so group commits do not grow the
+    /// disk without bound.
+    #[arg(
+        long,
+        env = "RAFTKA_METADATA_SNAPSHOT_ENTRIES",
+        default_value_t = 10_000
+    )]
+    pub metadata_snapshot_entries: u64,
 }
 
 impl Config {
@@ -126,6 +136,7 @@ impl Config {
             retention_check_ms: 200,
             storage_write_buffer_mb: 64,
             storage_max_wal_mb: 256,
+            metadata_snapshot_entries: 10_000,
         }
     }
 

@@ -86,9 +86,11 @@ impl Node {
         let meta_state = sm.shared();
         let meta_applied = sm.applied_index();
         let log = raft_store::LogStore::new(store.clone(), METADATA_GROUP);
+        let meta_config = crate::raft::metadata_raft_config(&config)
+            .map_err(|e| StartError::Raft(e.to_string()))?;
         let meta = MetaRaft::new(
             config.id,
-            raft_config.clone(),
+            meta_config,
             GroupNetwork::new(transport.clone(), METADATA_GROUP),
             log,
             sm,

@@ -34,3 +34,23 @@ pub fn raft_config(config: &Config) -> Result<Arc<openraft::Config>, openraft::C
     };
     Ok(Arc::new(c.validate()?))
 }
+
+/// The openraft configuration of the metadata group. Its state (topics, placement, consumer
+/// groups and their committed offsets) is small and fully in its snapshot, and every group
+/// commit is one more entry, so it snapshots every `metadata_snapshot_entries` entries and
+/// purges what the snapshot covers, keeping a tenth of that for followers that lag a little
+/// (they catch up from the log; one further behind installs the snapshot).
+///
+/// # Errors
+/// When openraft rejects the values.
+pub fn metadata_raft_config(
+    config: &Config,
+) -> Result<Arc<openraft::Config>, openraft::ConfigError> {
+    let every = config.metadata_snapshot_entries.max(1);
+    let c = openraft::Config {
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(every),
+        max_in_snapshot_log_to_keep: every / 10,
+        ..(*raft_config(config)?).clone()
+    };
+    Ok(Arc::new(c.validate()?))
+}
