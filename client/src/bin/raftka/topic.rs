@@ -4,10 +4,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use raftka_client::{Client, TopicDescription};
+use raftka_client::{Client, PartitionInfo, TopicDescription};
 use serde_json::json;
 
-use crate::output::{colored, ids, Color, Out, Table};
+use crate::output::{colored, ids, Cell, Color, Out, Table};
 use crate::usage;
 
 #[derive(Subcommand)]
@@ -35,7 +35,8 @@ pub enum TopicCommand {
     /// List topics with their partition count and replication factor.
     List,
     /// Show a topic's configs and, per partition, its leader, replicas, high watermark
-    /// (the next offset) and log start offset.
+    /// (the next offset), log start offset, and the replicas behind the leader
+    /// (LAGGING: node:entries; `-` none, `?` unknown because no leader answered).
     Describe {
         /// Topic name.
         name: String,
@@ -140,6 +141,7 @@ fn print_partitions(t: &TopicDescription, out: &Out) {
         "REPLICAS",
         "HIGH_WATERMARK",
         "LOG_START",
+        "LAGGING",
     ]);
     for p in &t.partitions {
         table.row(vec![
@@ -151,7 +153,28 @@ fn print_partitions(t: &TopicDescription, out: &Out) {
             ids(&p.replicas).into(),
             p.high_watermark.to_string().into(),
             p.log_start_offset.to_string().into(),
+            lagging(p),
         ]);
     }
     table.print(out);
+}
+
+/// The replicas behind the leader as `node:entries` (`-` when none, `?` when the leader did not
+/// say).
+fn lagging(p: &PartitionInfo) -> Cell {
+    match &p.replicas_lag {
+        None => "?".into(),
+        Some(lags) => {
+            let behind: Vec<String> = lags
+                .iter()
+                .filter(|l| l.lag > 0)
+                .map(|l| format!("{}:{}", l.node, l.lag))
+                .collect();
+            if behind.is_empty() {
+                "-".into()
+            } else {
+                colored(behind.join(","), Color::Red)
+            }
+        }
+    }
 }
