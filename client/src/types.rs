@@ -133,7 +133,8 @@ pub struct ReplicaLag {
     /// Raft log entries the follower is behind the leader (one entry per produce request and
     /// partition, whatever its record count).
     pub lag: u64,
-    /// Milliseconds since the follower last acknowledged the leader.
+    /// Milliseconds since the follower last acknowledged the leader; `None` when the leader
+    /// holds no acknowledgement for it.
     #[serde(default)]
     pub last_ack_ms: Option<u64>,
 }

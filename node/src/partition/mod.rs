@@ -102,7 +102,7 @@ pub struct ReplicaLag {
     /// is one entry per partition it touches, whatever its record count.
     pub lag: u64,
     /// Milliseconds since the replica last acknowledged a heartbeat or an append; `None` when
-    /// it never has under this leader.
+    /// the leader's metrics hold no acknowledgement for it.
     pub last_ack_ms: Option<u64>,
 }
 
