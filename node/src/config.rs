@@ -81,9 +81,26 @@ pub struct Config {
     #[arg(long, env = "RAFTKA_MAX_REQUEST_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_request_bytes: usize,
 
-    /// Largest accepted single record (key + value + headers) in bytes.
+    /// Largest accepted single record (key + value + headers) in bytes; a topic's
+    /// `max.message.bytes` can only lower it.
     #[arg(long, env = "RAFTKA_MAX_RECORD_BYTES", default_value_t = 1024 * 1024)]
     pub max_record_bytes: usize,
+
+    /// How often partition leaders check `retention.ms` and `retention.bytes` (Kafka's
+    /// `log.retention.check.interval.ms`).
+    #[arg(long, env = "RAFTKA_RETENTION_CHECK_MS", default_value_t = 5_000)]
+    pub retention_check_ms: u64,
+
+    /// RocksDB memtable size per column family, in MiB: writes are buffered (and in the WAL)
+    /// until this much is flushed to a file.
+    #[arg(long, env = "RAFTKA_STORAGE_WRITE_BUFFER_MB", default_value_t = 64)]
+    pub storage_write_buffer_mb: usize,
+
+    /// Total RocksDB WAL size, in MiB, past which quiet column families are flushed so old WAL
+    /// files can go. With the write buffers, it bounds the disk that deleted records may still
+    /// hold.
+    #[arg(long, env = "RAFTKA_STORAGE_MAX_WAL_MB", default_value_t = 256)]
+    pub storage_max_wal_mb: u64,
 }
 
 impl Config {
@@ -106,6 +123,17 @@ impl Config {
             request_timeout_ms: 5_000,
             max_request_bytes: 8 * 1024 * 1024,
             max_record_bytes: 1024 * 1024,
+            retention_check_ms: 200,
+            storage_write_buffer_mb: 64,
+            storage_max_wal_mb: 256,
+        }
+    }
+
+    /// The store's options from the storage flags.
+    pub fn store_options(&self) -> raft_store::StoreOptions {
+        raft_store::StoreOptions {
+            write_buffer_bytes: self.storage_write_buffer_mb.max(1) << 20,
+            max_wal_bytes: self.storage_max_wal_mb.max(1) << 20,
         }
     }
 
@@ -149,6 +177,11 @@ impl Config {
         if self.heartbeat_ms == 0 || self.election_min_ms <= self.heartbeat_ms * 2 {
             return Err(ConfigError::Timing(
                 "election-min-ms must exceed twice heartbeat-ms".into(),
+            ));
+        }
+        if self.retention_check_ms == 0 {
+            return Err(ConfigError::Timing(
+                "retention-check-ms must be positive".into(),
             ));
         }
         if self.election_max_ms <= self.election_min_ms {

@@ -75,7 +75,7 @@ impl Node {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             StartError::Other(format!("data dir {}: {e}", config.data_dir.display()))
         })?;
-        let store = Store::open(&config.data_dir)?;
+        let store = Store::open_with(&config.data_dir, config.store_options())?;
         let transport = Transport::new(config.id, peers.clone(), config.secret.clone(), faults)
             .map_err(|e| StartError::Other(e.to_string()))?;
         let raft_config =
@@ -156,6 +156,10 @@ impl Node {
             .spawn(async move { crate::cluster::reconcile::run(n).await });
         let n = self.clone();
         self.inner.tasks.spawn(async move { n.probe_peers().await });
+        let n = self.clone();
+        self.inner
+            .tasks
+            .spawn(async move { crate::partition::retention::run(n).await });
         let n = self.clone();
         self.inner
             .tasks

@@ -137,3 +137,77 @@ async fn malformed_idempotent_requests_are_rejected() {
     assert!(c.read_all(2, "eo2", 0).await.is_empty(), "nothing written");
     c.shutdown().await;
 }
+
+/// The leader is cut off from its followers while an idempotent write is in flight (so it can
+/// be neither committed nor refused), then killed before it answers: the client has sent and
+/// got no reply, the outcome is unknown. The same batch retried through another node, until
+/// acknowledged, must leave exactly one copy, whichever way the first attempt went.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retry_after_the_leader_died_mid_request_stores_the_batch_once() {
+    let mut c = TestCluster::start(3).await;
+    c.create_topic("eo3", 1, 3).await;
+    let first = json!({"producer_id": "p-crash", "records": [{"partition": 0, "sequence": 0, "value": "one"}]});
+    let (s, b) = c.post(1, "/v1/topics/eo3/records", first).await;
+    assert_eq!(s, 200, "{b}");
+    let leader = c.leader_of(1, "eo3", 0).await.unwrap();
+    let batch = json!({"producer_id": "p-crash", "records": [
+        {"partition": 0, "sequence": 1, "value": "two"},
+        {"partition": 0, "sequence": 2, "value": "three"},
+    ]});
+    c.faults.isolate(leader, &c.ids());
+    let in_flight = {
+        let http = c.http.clone();
+        let url = c.url(leader, "/v1/topics/eo3/records");
+        let body = batch.clone();
+        tokio::spawn(async move { http.post(url).json(&body).send().await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.crash(leader).await;
+    match in_flight.await.unwrap() {
+        // The connection died with the node: no reply, the outcome is unknown.
+        Err(_) => {}
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            assert_ne!(status, 200, "an isolated leader acknowledged: {body}");
+        }
+    }
+    c.faults.heal();
+    let via = c.ids().into_iter().find(|i| *i != leader).unwrap();
+    let t0 = std::time::Instant::now();
+    let acked = loop {
+        let (s, b) = c.post(via, "/v1/topics/eo3/records", batch.clone()).await;
+        if s == 200 {
+            break b;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "never acknowledged: {b}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    c.restart(leader).await;
+    c.wait_ready().await;
+    // One more retry after the old leader is back (it may win the next election).
+    let (s, again) = c
+        .post(leader, "/v1/topics/eo3/records", batch.clone())
+        .await;
+    assert_eq!(s, 200, "{again}");
+    let strip =
+        |v: Vec<(u64, u64, bool)>| v.into_iter().map(|(p, o, _)| (p, o)).collect::<Vec<_>>();
+    assert_eq!(strip(offsets(&again)), strip(offsets(&acked)));
+    for node in c.ids() {
+        let values: Vec<String> = c
+            .read_all(node, "eo3", 0)
+            .await
+            .iter()
+            .filter_map(|r| r["value"].as_str().map(String::from))
+            .collect();
+        assert_eq!(
+            values,
+            vec!["one", "two", "three"],
+            "exactly one copy, via node {node}"
+        );
+    }
+    c.shutdown().await;
+}

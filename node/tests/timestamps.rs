@@ -10,7 +10,9 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn timestamp_lookup_matches_kafka_list_offsets_semantics() {
     let c = TestCluster::start(3).await;
-    c.create_topic("ts", 1, 3).await;
+    // The timestamps are from 1970: keep them, or the default 7-day retention deletes them.
+    c.create_topic_with("ts", 1, 3, json!({"retention.ms": -1}))
+        .await;
     // Offsets 0..=7 with timestamps that go back and forth, over several requests.
     for chunk in [[1000, 3000], [2000, 2500], [4000, 500], [5000, 4500]] {
         let recs: Vec<_> = chunk

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use crate::codec::{decode, encode};
 use crate::keys::{self, CF_SM, TAG_SM_STATE};
-use crate::partition_sm::{read_snapshot, read_state, write_snapshot};
+use crate::sm_rows::{read_snapshot, read_state, write_snapshot};
 use crate::store::Store;
 use crate::types::{ApplyResult, Command, GroupId, TypeConfig};
 
@@ -165,7 +165,7 @@ impl<S: BlobState> RaftStateMachine<TypeConfig> for BlobStateMachine<S> {
                         .map_err(|_| io::Error::other("state lock poisoned"))?;
                     ApplyResult::Blob(st.apply(log_id.index(), cmd))
                 }
-                EntryPayload::Normal(Command::Produce(_)) => {
+                EntryPayload::Normal(Command::Produce(_) | Command::Truncate { .. }) => {
                     ApplyResult::Rejected("the metadata group does not take records".into())
                 }
             };

@@ -6,7 +6,7 @@
 //! | `log`         | group ++ raft index         | postcard(openraft Entry)           |
 //! | `raft`        | group ++ tag                | vote / last purged log id          |
 //! | `sm`          | group ++ tag                | state machine state                |
-//! | `offsets`     | group ++ base offset        | raft index of the batch            |
+//! | `offsets`     | group ++ base offset        | raft index ++ record bytes of batch|
 //! | `snapshot`    | group                       | postcard(snapshot meta, data)      |
 //! | `time`        | group ++ max timestamp      | base offset where the max rose     |
 
@@ -38,6 +38,29 @@ pub const TAG_VOTE: u64 = 1;
 pub const TAG_PURGED: u64 = 2;
 /// Tag of the state row in [`CF_SM`].
 pub const TAG_SM_STATE: u64 = 1;
+
+/// An offset-index row's value: where a batch lives in the Raft log and how many record bytes
+/// it holds (what `retention.bytes` counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetRow {
+    /// Raft index of the entry holding the batch.
+    pub raft_index: u64,
+    /// Sum of the batch's records' [`crate::types::Record::approx_size`].
+    pub bytes: u64,
+}
+
+impl OffsetRow {
+    /// The stored form: both fields big-endian.
+    pub fn encode(&self) -> [u8; 16] {
+        key(self.raft_index, self.bytes)
+    }
+
+    /// Parses a stored row; `None` when it has another shape (corruption).
+    pub fn decode(v: &[u8]) -> Option<Self> {
+        let (raft_index, bytes) = parse_key(v)?;
+        (v.len() == 16).then_some(Self { raft_index, bytes })
+    }
+}
 
 /// `group ++ n`, both big-endian, so keys sort by group, then by `n`.
 pub fn key(group: GroupId, n: u64) -> [u8; 16] {
@@ -103,6 +126,20 @@ mod tests {
         fn timestamp_keys_keep_order(a in any::<i64>(), b in any::<i64>()) {
             prop_assert_eq!(timestamp_key(a).cmp(&timestamp_key(b)), a.cmp(&b));
         }
+    }
+
+    proptest! {
+        #[test]
+        fn offset_rows_round_trip(i in any::<u64>(), b in any::<u64>()) {
+            let row = OffsetRow { raft_index: i, bytes: b };
+            prop_assert_eq!(OffsetRow::decode(&row.encode()), Some(row));
+        }
+    }
+
+    #[test]
+    fn offset_rows_of_another_shape_are_refused() {
+        assert_eq!(OffsetRow::decode(&7u64.to_be_bytes()), None);
+        assert_eq!(OffsetRow::decode(&[0u8; 17]), None);
     }
 
     #[test]

@@ -9,7 +9,10 @@
 //! - [`types`]: the openraft type configuration, commands and records;
 //! - [`store`]: the shared RocksDB handle, the poisoned flag and the group-commit syncer;
 //! - [`log_store`]: openraft's `RaftLogStorage` for one group;
-//! - [`partition_sm`]: the partition state machine (offset assignment, high watermark);
+//! - [`partition_state`]: a partition's log state and the pure part of applying an entry;
+//! - [`dedup`]: idempotent-producer and idempotency-key memory;
+//! - [`partition_sm`]: the partition state machine (offset assignment, high watermark,
+//!   retention truncation, boundary snapshots);
 //! - [`blob_sm`]: a small whole-state state machine, used by the metadata group;
 //! - [`reader`]: reading records by offset.
 //!
@@ -21,17 +24,23 @@
 
 pub mod blob_sm;
 pub mod codec;
+pub mod dedup;
 pub mod keys;
 pub mod log_store;
+mod offset_index;
 pub mod partition_sm;
+pub mod partition_state;
 pub mod reader;
+mod sm_rows;
 pub mod store;
 mod syncer;
 pub mod types;
 
 pub use blob_sm::{BlobState, BlobStateMachine};
+pub use dedup::DedupState;
 pub use log_store::LogStore;
-pub use partition_sm::{DedupState, LogProgress, PartitionStateMachine};
-pub use reader::{FetchedRecord, PartitionReader, ReadLimits};
-pub use store::{Store, StoreError};
+pub use partition_sm::PartitionStateMachine;
+pub use partition_state::{LogProgress, PartitionState};
+pub use reader::{is_below_log_start, FetchedRecord, PartitionReader, ReadLimits};
+pub use store::{Store, StoreError, StoreOptions};
 pub use types::*;

@@ -232,6 +232,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             keys::key(self.group, 0),
             keys::below(self.group, log_id.index().saturating_add(1)),
         );
-        self.store.write_nosync(batch)
+        self.store.write_nosync(batch)?;
+        // Retention's disk space comes back now for whole files, and with compaction for the
+        // rest. A failure here only delays that.
+        if let Err(e) = self.store.drop_purged_log_files(self.group, log_id.index()) {
+            tracing::warn!(group = self.group, error = %e, "could not drop purged log files");
+        }
+        Ok(())
     }
 }

@@ -1,196 +1,44 @@
-//! The partition state machine: assigns Kafka offsets to committed produce batches.
+//! The partition state machine: assigns Kafka offsets to committed produce batches, and moves
+//! the log start when retention says so.
 //!
-//! Applying a `Produce` entry writes one index row `(group, base_offset) -> raft index` and the
-//! small state row; the records themselves stay in the Raft log (written once). Offsets are a
-//! pure function of the committed prefix, so every replica computes the same ones.
+//! Applying a `Produce` entry writes one offset-index row `(group, base_offset) -> (raft index,
+//! bytes)` and the small state row; the records themselves stay in the Raft log (written once).
+//! Offsets are a pure function of the committed prefix, so every replica computes the same ones.
+//!
+//! Applying a `Truncate` entry raises `log_start_offset` (to a batch boundary, never past the
+//! high watermark) and deletes the index rows below it. The log entries themselves go when
+//! openraft purges up to the *boundary snapshot*: the state as it was just before the first
+//! retained batch ([`PartitionState::snapshot_point`]). That snapshot is tiny (no record data),
+//! and a replica that installs it then receives exactly the retained entries. The builder
+//! computes it exactly by replaying the log from the previous snapshot up to the boundary (see
+//! [`PartitionSnapshotBuilder`]), so deduplication memory and membership are those at the
+//! boundary, not later ones.
 //!
 //! The high watermark is `next_offset` of the applied state, published on a `watch` channel for
 //! long-polling fetches. Apply writes are not fsynced: after a crash they are recomputed from
 //! the (durable) log by re-applying, with the same result.
 
-use std::collections::BTreeMap;
 use std::io;
 
 use futures::{Stream, TryStreamExt};
 use openraft::entry::RaftEntry;
 use openraft::storage::{EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
 use openraft::type_config::alias::{LogIdOf, SnapshotMetaOf, SnapshotOf, StoredMembershipOf};
-use openraft::{EntryPayload, OptionalSend};
-use rocksdb::WriteBatch;
-use serde::{Deserialize, Serialize};
+use openraft::OptionalSend;
+use rocksdb::{Direction, IteratorMode, WriteBatch};
 use tokio::sync::watch;
 
 use crate::codec::{decode, encode};
-use crate::keys::{self, CF_OFFSETS, CF_SM, CF_SNAPSHOT, CF_TIME, TAG_SM_STATE};
+use crate::keys::{self, OffsetRow, CF_OFFSETS, CF_SM, CF_TIME, TAG_SM_STATE};
+use crate::log_store::LogStore;
+use crate::offset_index;
+use crate::partition_state::{Effect, LogProgress, PartitionState};
+use crate::sm_rows::{read_snapshot, read_state, write_snapshot};
 use crate::store::Store;
-use crate::types::{ApplyResult, Command, GroupId, RecordBatch, TypeConfig};
+use crate::types::{ApplyResult, GroupId, TypeConfig};
 
-/// How many batches are remembered per idempotent producer.
-pub const BATCHES_PER_PRODUCER: usize = 5;
-/// How many idempotent producers a partition remembers (least recently used evicted first).
-pub const MAX_PRODUCERS: usize = 1_000;
-/// How many idempotency keys a partition remembers (oldest evicted first).
-pub const MAX_IDEMPOTENCY_KEYS: usize = 10_000;
-
-/// A batch remembered for deduplication.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RememberedBatch {
-    /// Sequence of its first record (producers) or 0 (idempotency keys).
-    pub sequence: u64,
-    /// Records in the batch.
-    pub count: u32,
-    /// Its first offset.
-    pub base_offset: u64,
-    /// The Raft index that applied it (the eviction order).
-    pub index: u64,
-}
-
-/// Deduplication memory of a partition. Part of the state machine (and so of snapshots), so
-/// it survives restarts and leader changes. Bounded, with deterministic eviction.
-#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
-pub struct DedupState {
-    /// The last few batches per producer id.
-    pub producers: BTreeMap<String, Vec<RememberedBatch>>,
-    /// Producer ids by the index of their last batch (least recently used first).
-    pub producer_lru: BTreeMap<u64, String>,
-    /// Idempotency keys.
-    pub keys: BTreeMap<String, RememberedBatch>,
-    /// Idempotency keys by index (oldest first).
-    pub key_order: BTreeMap<u64, String>,
-}
-
-/// What deduplication decided for a batch.
-#[derive(Debug, PartialEq, Eq)]
-pub enum DedupVerdict {
-    /// A new batch: append it.
-    Append,
-    /// Seen before: answer with these original offsets.
-    Duplicate(RememberedBatch),
-    /// An idempotent producer skipped or reordered sequences.
-    OutOfOrder {
-        /// Expected next sequence.
-        expected: u64,
-    },
-}
-
-impl DedupState {
-    /// Decides what to do with a batch.
-    pub fn check(&self, batch: &RecordBatch) -> DedupVerdict {
-        if let Some(key) = &batch.idempotency_key {
-            if let Some(b) = self.keys.get(key) {
-                return DedupVerdict::Duplicate(*b);
-            }
-        }
-        if let Some(p) = &batch.producer {
-            if let Some(batches) = self.producers.get(&p.producer_id) {
-                let n = batch.records.len() as u32;
-                if let Some(b) = batches
-                    .iter()
-                    .find(|b| b.sequence == p.sequence && b.count == n)
-                {
-                    return DedupVerdict::Duplicate(*b);
-                }
-                if let Some(last) = batches.last() {
-                    let expected = last.sequence + u64::from(last.count);
-                    if p.sequence != expected {
-                        return DedupVerdict::OutOfOrder { expected };
-                    }
-                }
-            }
-        }
-        DedupVerdict::Append
-    }
-
-    /// Remembers an appended batch.
-    pub fn remember(&mut self, batch: &RecordBatch, base_offset: u64, index: u64) {
-        let count = batch.records.len() as u32;
-        if let Some(p) = &batch.producer {
-            let entry = self.producers.entry(p.producer_id.clone()).or_default();
-            if let Some(prev) = entry.last() {
-                self.producer_lru.remove(&prev.index);
-            }
-            entry.push(RememberedBatch {
-                sequence: p.sequence,
-                count,
-                base_offset,
-                index,
-            });
-            if entry.len() > BATCHES_PER_PRODUCER {
-                entry.remove(0);
-            }
-            self.producer_lru.insert(index, p.producer_id.clone());
-            while self.producers.len() > MAX_PRODUCERS {
-                let Some((_, id)) = self.producer_lru.pop_first() else {
-                    break;
-                };
-                self.producers.remove(&id);
-            }
-        }
-        if let Some(key) = &batch.idempotency_key {
-            self.keys.insert(
-                key.clone(),
-                RememberedBatch {
-                    sequence: 0,
-                    count,
-                    base_offset,
-                    index,
-                },
-            );
-            self.key_order.insert(index, key.clone());
-            while self.keys.len() > MAX_IDEMPOTENCY_KEYS {
-                let Some((_, k)) = self.key_order.pop_first() else {
-                    break;
-                };
-                self.keys.remove(&k);
-            }
-        }
-    }
-}
-
-/// The persisted state of a partition state machine. Small: no record data.
-#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
-pub struct PartitionState {
-    /// Last applied log id.
-    pub applied: Option<LogIdOf<TypeConfig>>,
-    /// Last applied membership.
-    pub membership: StoredMembershipOf<TypeConfig>,
-    /// The offset the next record will take; also the high watermark.
-    pub next_offset: u64,
-    /// The first offset still readable on this replica.
-    pub log_start_offset: u64,
-    /// Idempotent-producer and idempotency-key memory.
-    pub dedup: DedupState,
-    /// The largest record timestamp applied so far (the time index's running maximum).
-    pub max_timestamp: Option<i64>,
-}
-
-/// What readers and long-pollers need to know about a partition's applied log.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LogProgress {
-    /// One past the last committed and applied offset. Fetches never return data at or above it.
-    pub high_watermark: u64,
-    /// The first readable offset.
-    pub log_start_offset: u64,
-    /// Raft index of the last applied entry.
-    pub applied_index: u64,
-}
-
-impl PartitionState {
-    fn progress(&self) -> LogProgress {
-        LogProgress {
-            high_watermark: self.next_offset,
-            log_start_offset: self.log_start_offset,
-            applied_index: self.applied.as_ref().map_or(0, |l| l.index()),
-        }
-    }
-}
-
-/// A stored snapshot: its meta and data.
-#[derive(Serialize, Deserialize)]
-struct StoredSnapshot {
-    meta: SnapshotMetaOf<TypeConfig>,
-    data: Vec<u8>,
-}
+/// How many entries the boundary snapshot builder reads from the log at a time.
+const REPLAY_CHUNK: u64 = 256;
 
 /// The partition state machine of one group.
 pub struct PartitionStateMachine {
@@ -233,108 +81,225 @@ impl PartitionStateMachine {
         self.store.write_nosync(batch)
     }
 
-    fn snapshot_of_state(&self) -> io::Result<SnapshotOf<TypeConfig, Vec<u8>>> {
-        let data = encode(&self.state)?;
-        let meta = SnapshotMetaOf::<TypeConfig> {
-            last_log_id: self.state.applied,
-            last_membership: self.state.membership.clone(),
+    /// Applies a `Truncate` to the state and adds its index deletions to `batch`. Reads the
+    /// offset index, so every earlier apply must already be written.
+    fn truncate(&mut self, before_offset: u64, batch: &mut WriteBatch) -> io::Result<()> {
+        let target = before_offset.min(self.state.next_offset);
+        if target <= self.state.log_start_offset {
+            return Ok(());
+        }
+        // Rows of the batches in [log_start, target], ascending.
+        let mut rows: Vec<(u64, OffsetRow)> = Vec::new();
+        for row in offset_index::rows_from(&self.store, self.group, self.state.log_start_offset)? {
+            let (base, row) = row?;
+            if base > target {
+                break;
+            }
+            rows.push((base, row));
+        }
+        // The new start is the base of the batch holding `target` (rounding a mid-batch
+        // request down), or the high watermark when everything goes.
+        let (new_start, first_retained) = match rows.last() {
+            Some((base, row)) if *base == target => (target, Some(row.raft_index)),
+            _ if target == self.state.next_offset => (target, None),
+            Some((base, row)) => (*base, Some(row.raft_index)),
+            None => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "group {}: no offset row at or below {target} above the log start",
+                        self.group
+                    ),
+                ))
+            }
         };
+        if new_start <= self.state.log_start_offset {
+            return Ok(());
+        }
+        let removed: u64 = rows
+            .iter()
+            .filter(|(base, _)| *base < new_start)
+            .map(|(_, r)| r.bytes)
+            .sum();
+        batch.delete_range_cf(
+            self.store.cf(CF_OFFSETS)?,
+            keys::key(self.group, 0),
+            keys::key(self.group, new_start),
+        );
+        self.truncate_time_index(new_start, batch)?;
+        self.state.truncate_to(new_start, removed, first_retained);
+        Ok(())
+    }
+
+    /// Drops the time-index rows of deleted batches. The last one becomes `(its maximum,
+    /// new_start)`: records from `new_start` on may still be as old as that maximum, so a lookup
+    /// for an older time must start there.
+    fn truncate_time_index(&self, new_start: u64, batch: &mut WriteBatch) -> io::Result<()> {
+        let cf = self.store.cf(CF_TIME)?;
+        let (lo, _) = keys::group_range(self.group);
+        let mut last_deleted = None;
+        for item in self
+            .store
+            .db()
+            .iterator_cf(cf, IteratorMode::From(&lo, Direction::Forward))
+        {
+            let (k, v) = item.map_err(io::Error::other)?;
+            match keys::parse_key(&k) {
+                Some((g, _)) if g == self.group => {}
+                _ => break,
+            }
+            let offset =
+                u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
+                    io::Error::new(io::ErrorKind::InvalidData, "bad time index row")
+                })?);
+            if offset >= new_start {
+                break;
+            }
+            batch.delete_cf(cf, &k);
+            last_deleted = Some(k);
+        }
+        if let Some(k) = last_deleted {
+            batch.put_cf(cf, &k, new_start.to_be_bytes());
+        }
+        Ok(())
+    }
+
+    fn builder(&self) -> PartitionSnapshotBuilder {
+        let plan = match self.state.snapshot_point() {
+            None => SnapshotPlan::Current(Box::new(self.state.clone())),
+            Some(point) if Some(point) == self.state.applied.as_ref().map(|l| l.index()) => {
+                SnapshotPlan::Current(Box::new(self.state.clone()))
+            }
+            Some(point) => SnapshotPlan::Replay {
+                upto: point,
+                log_start: self.state.log_start_offset,
+            },
+        };
+        PartitionSnapshotBuilder {
+            store: self.store.clone(),
+            group: self.group,
+            plan,
+        }
+    }
+}
+
+/// What a snapshot build will do, decided when the state machine hands out the builder.
+#[derive(Clone)]
+enum SnapshotPlan {
+    /// Nothing is retained: the current state is the boundary state.
+    Current(Box<PartitionState>),
+    /// Replay the log from the stored snapshot up to `upto` (inclusive), where the state's
+    /// `next_offset` must come out as `log_start`.
+    Replay { upto: u64, log_start: u64 },
+}
+
+/// Builds a partition's boundary snapshot (see the module docs). Never a snapshot past the
+/// first retained batch: that would let openraft purge retained records.
+#[derive(Clone)]
+pub struct PartitionSnapshotBuilder {
+    store: Store,
+    group: GroupId,
+    plan: SnapshotPlan,
+}
+
+impl PartitionSnapshotBuilder {
+    fn save(&self, state: &PartitionState) -> io::Result<SnapshotOf<TypeConfig, Vec<u8>>> {
+        let meta = SnapshotMetaOf::<TypeConfig> {
+            last_log_id: state.applied,
+            last_membership: state.membership.clone(),
+        };
+        let data = encode(state)?;
+        let mut batch = WriteBatch::default();
+        write_snapshot(&self.store, self.group, &meta, &data, &mut batch)?;
+        self.store.write_nosync(batch)?;
         Ok(SnapshotOf::<TypeConfig, Vec<u8>> {
             meta,
             snapshot: data,
         })
     }
 
-    fn save_snapshot(&self, snap: &SnapshotOf<TypeConfig, Vec<u8>>) -> io::Result<()> {
-        let stored = StoredSnapshot {
-            meta: snap.meta.clone(),
-            data: snap.snapshot.clone(),
+    /// The stored snapshot, for when there is nothing newer to build.
+    fn stored(&self) -> io::Result<SnapshotOf<TypeConfig, Vec<u8>>> {
+        read_snapshot(&self.store, self.group)?.ok_or_else(|| {
+            io::Error::other(format!(
+                "group {}: no snapshot stored and none to build",
+                self.group
+            ))
+        })
+    }
+
+    /// The state at index `upto`, replayed from the stored snapshot (or from the log's start).
+    /// `None` when the log no longer holds those entries (a newer snapshot was installed while
+    /// this one was being built).
+    fn replay(&self, upto: u64) -> io::Result<Option<PartitionState>> {
+        let (mut state, mut next) = match read_snapshot(&self.store, self.group)? {
+            Some(s) => {
+                let Some(last) = s.meta.last_log_id else {
+                    return Ok(None);
+                };
+                if last.index() >= upto {
+                    return Ok(None);
+                }
+                let mut st: PartitionState = decode(&s.snapshot)?;
+                st.applied = Some(last);
+                st.membership = s.meta.last_membership.clone();
+                (st, last.index() + 1)
+            }
+            None => (PartitionState::default(), 0),
         };
-        let mut batch = WriteBatch::default();
-        batch.put_cf(
-            self.store.cf(CF_SNAPSHOT)?,
-            keys::group_key(self.group),
-            encode(&stored)?,
-        );
-        self.store.write_nosync(batch)
-    }
-}
-
-pub(crate) fn read_state<T: serde::de::DeserializeOwned>(
-    store: &Store,
-    group: GroupId,
-) -> io::Result<Option<T>> {
-    match store
-        .db()
-        .get_pinned_cf(store.cf(CF_SM)?, keys::key(group, TAG_SM_STATE))
-        .map_err(io::Error::other)?
-    {
-        Some(b) => Ok(Some(decode(&b)?)),
-        None => Ok(None),
-    }
-}
-
-pub(crate) fn read_snapshot(
-    store: &Store,
-    group: GroupId,
-) -> io::Result<Option<SnapshotOf<TypeConfig, Vec<u8>>>> {
-    match store
-        .db()
-        .get_pinned_cf(store.cf(CF_SNAPSHOT)?, keys::group_key(group))
-        .map_err(io::Error::other)?
-    {
-        Some(b) => {
-            let s: StoredSnapshot = decode(&b)?;
-            Ok(Some(SnapshotOf::<TypeConfig, Vec<u8>> {
-                meta: s.meta,
-                snapshot: s.data,
-            }))
+        let log = LogStore::new(self.store.clone(), self.group);
+        while next <= upto {
+            let end = (next + REPLAY_CHUNK).min(upto + 1);
+            let entries = log.read_range(next, end)?;
+            if entries.len() as u64 != end - next {
+                return Ok(None);
+            }
+            for entry in entries {
+                if entry.index() != next {
+                    return Ok(None);
+                }
+                let log_id = entry.log_id();
+                // Effects are rows, which the snapshot does not carry; truncations are summed
+                // up by `into_boundary`.
+                let _ = state.apply_payload(&log_id, &entry.payload);
+                state.applied = Some(log_id);
+                next += 1;
+            }
         }
-        None => Ok(None),
+        Ok(Some(state))
     }
-}
-
-pub(crate) fn write_snapshot(
-    store: &Store,
-    group: GroupId,
-    meta: &SnapshotMetaOf<TypeConfig>,
-    data: &[u8],
-    batch: &mut WriteBatch,
-) -> io::Result<()> {
-    let stored = StoredSnapshot {
-        meta: meta.clone(),
-        data: data.to_vec(),
-    };
-    batch.put_cf(
-        store.cf(CF_SNAPSHOT)?,
-        keys::group_key(group),
-        encode(&stored)?,
-    );
-    Ok(())
-}
-
-/// Builds snapshots of a partition's state machine.
-pub struct PartitionSnapshotBuilder {
-    snapshot: io::Result<SnapshotOf<TypeConfig, Vec<u8>>>,
-    store: Store,
-    group: GroupId,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for PartitionSnapshotBuilder {
     type SnapshotData = Vec<u8>;
 
     async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, Vec<u8>>, io::Error> {
-        let snap = std::mem::replace(&mut self.snapshot, Err(io::Error::other("built twice")))?;
-        let mut batch = WriteBatch::default();
-        write_snapshot(
-            &self.store,
-            self.group,
-            &snap.meta,
-            &snap.snapshot,
-            &mut batch,
-        )?;
-        self.store.write_nosync(batch)?;
-        Ok(snap)
+        match &self.plan {
+            SnapshotPlan::Current(state) => self.save(state),
+            SnapshotPlan::Replay { upto, log_start } => {
+                let (upto, log_start) = (*upto, *log_start);
+                let me = self.clone();
+                // Reads up to the boundary's entries: off the async runtime.
+                tokio::task::spawn_blocking(move || {
+                    let Some(state) = me.replay(upto)? else {
+                        return me.stored();
+                    };
+                    if state.next_offset != log_start {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!(
+                                "group {}: replay to index {upto} ends at offset {}, \
+                                 but the log starts at {log_start}",
+                                me.group, state.next_offset
+                            ),
+                        ));
+                    }
+                    me.save(&state.into_boundary())
+                })
+                .await
+                .map_err(io::Error::other)?
+            }
+        }
     }
 }
 
@@ -352,70 +317,44 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
     where
         Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + OptionalSend,
     {
-        let cf_offsets = self.store.cf(CF_OFFSETS)?;
+        // A handle of our own, so the column families stay borrowed across `truncate(&mut self)`.
+        let store = self.store.clone();
+        let cf_offsets = store.cf(CF_OFFSETS)?;
+        let cf_time = store.cf(CF_TIME)?;
         let mut batch = WriteBatch::default();
         let mut replies = Vec::new();
         while let Some((entry, responder)) = entries.try_next().await? {
             let log_id = entry.log_id();
-            let result = match entry.payload {
-                EntryPayload::Blank => ApplyResult::Empty,
-                EntryPayload::Membership(ref m) => {
-                    self.state.membership =
-                        StoredMembershipOf::<TypeConfig>::new(Some(log_id), m.clone());
-                    ApplyResult::Empty
-                }
-                EntryPayload::Normal(Command::Produce(ref records)) => {
-                    match self.state.dedup.check(records) {
-                        DedupVerdict::Duplicate(b) => ApplyResult::Produced {
-                            base_offset: b.base_offset,
-                            count: b.count,
-                            duplicate: true,
-                        },
-                        DedupVerdict::OutOfOrder { expected } => ApplyResult::SequenceError {
-                            expected,
-                            got: records.producer.as_ref().map_or(0, |p| p.sequence),
-                        },
-                        DedupVerdict::Append => {
-                            let base_offset = self.state.next_offset;
-                            let count = records.records.len() as u64;
-                            if count > 0 {
-                                batch.put_cf(
-                                    cf_offsets,
-                                    keys::key(self.group, base_offset),
-                                    log_id.index().to_be_bytes(),
-                                );
-                                self.state.next_offset = base_offset + count;
-                                self.state
-                                    .dedup
-                                    .remember(records, base_offset, log_id.index());
-                                // Time index: a row wherever the running maximum timestamp
-                                // rises, so a lookup finds the first batch that can hold a
-                                // record at or after a time even when timestamps go back.
-                                let batch_max =
-                                    records.records.iter().map(|r| r.timestamp_ms).max();
-                                if let Some(m) = batch_max {
-                                    if self.state.max_timestamp.is_none_or(|cur| m > cur) {
-                                        batch.put_cf(
-                                            self.store.cf(CF_TIME)?,
-                                            keys::key(self.group, keys::timestamp_key(m)),
-                                            base_offset.to_be_bytes(),
-                                        );
-                                        self.state.max_timestamp = Some(m);
-                                    }
-                                }
-                            }
-                            ApplyResult::Produced {
-                                base_offset,
-                                count: count as u32,
-                                duplicate: false,
-                            }
-                        }
+            let (mut result, effect) = self.state.apply_payload(&log_id, &entry.payload);
+            match effect {
+                Effect::None => {}
+                Effect::Appended {
+                    base_offset,
+                    bytes,
+                    raised_max_timestamp,
+                } => {
+                    let row = OffsetRow {
+                        raft_index: log_id.index(),
+                        bytes,
+                    };
+                    batch.put_cf(cf_offsets, keys::key(self.group, base_offset), row.encode());
+                    if let Some(m) = raised_max_timestamp {
+                        batch.put_cf(
+                            cf_time,
+                            keys::key(self.group, keys::timestamp_key(m)),
+                            base_offset.to_be_bytes(),
+                        );
                     }
                 }
-                EntryPayload::Normal(Command::Blob(_)) => {
-                    ApplyResult::Rejected("a partition group does not take blob commands".into())
+                Effect::Truncate { before_offset } => {
+                    // Truncation reads the index: write what this call applied so far first.
+                    self.persist(std::mem::take(&mut batch))?;
+                    self.truncate(before_offset, &mut batch)?;
+                    result = ApplyResult::Truncated {
+                        log_start_offset: self.state.log_start_offset,
+                    };
                 }
-            };
+            }
             self.state.applied = Some(log_id);
             if let Some(r) = responder {
                 replies.push((r, result));
@@ -430,11 +369,11 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        PartitionSnapshotBuilder {
-            snapshot: self.snapshot_of_state(),
-            store: self.store.clone(),
-            group: self.group,
-        }
+        self.builder()
+    }
+
+    async fn try_create_snapshot_builder(&mut self, _force: bool) -> Option<Self::SnapshotBuilder> {
+        Some(self.builder())
     }
 
     async fn install_snapshot(
@@ -447,11 +386,21 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
         state.membership = meta.last_membership.clone();
         // The snapshot stands for every offset below `next_offset`; this replica does not hold
         // those records, so they are below its log start.
-        state.log_start_offset = state.next_offset;
+        let state = state.into_boundary();
         let mut batch = WriteBatch::default();
         let (lo, hi) = keys::group_range(self.group);
+        let cf_time = self.store.cf(CF_TIME)?;
         batch.delete_range_cf(self.store.cf(CF_OFFSETS)?, lo, hi);
-        batch.delete_range_cf(self.store.cf(CF_TIME)?, lo, hi);
+        batch.delete_range_cf(cf_time, lo, hi);
+        // Records from the log start on may be as old as the maximum so far (see
+        // `truncate_time_index`).
+        if let Some(m) = state.max_timestamp {
+            batch.put_cf(
+                cf_time,
+                keys::key(self.group, keys::timestamp_key(m)),
+                state.next_offset.to_be_bytes(),
+            );
+        }
         write_snapshot(&self.store, self.group, meta, &snapshot, &mut batch)?;
         self.state = state;
         self.persist(batch)?;
@@ -472,90 +421,14 @@ impl PartitionStateMachine {
     /// # Errors
     /// On storage failure.
     pub fn store_snapshot(&self, snap: &SnapshotOf<TypeConfig, Vec<u8>>) -> io::Result<()> {
-        self.save_snapshot(snap)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::types::{ProducerSequence, Record, ValueKind};
-
-    fn batch(n: usize, producer: Option<(&str, u64)>, key: Option<&str>) -> RecordBatch {
-        RecordBatch {
-            records: (0..n)
-                .map(|_| Record {
-                    timestamp_ms: 0,
-                    key: None,
-                    value: bytes::Bytes::from_static(b"1"),
-                    value_kind: ValueKind::Json,
-                    headers: vec![],
-                })
-                .collect(),
-            producer: producer.map(|(id, s)| ProducerSequence {
-                producer_id: id.into(),
-                sequence: s,
-            }),
-            idempotency_key: key.map(String::from),
-        }
-    }
-
-    #[test]
-    fn producer_sequences_dedup_and_detect_gaps() {
-        let mut d = DedupState::default();
-        let b0 = batch(3, Some(("p", 10)), None);
-        assert_eq!(
-            d.check(&b0),
-            DedupVerdict::Append,
-            "a new producer may start anywhere"
-        );
-        d.remember(&b0, 100, 1);
-        assert!(matches!(d.check(&b0), DedupVerdict::Duplicate(b) if b.base_offset == 100));
-        assert_eq!(
-            d.check(&batch(1, Some(("p", 14)), None)),
-            DedupVerdict::OutOfOrder { expected: 13 }
-        );
-        assert_eq!(
-            d.check(&batch(1, Some(("p", 12)), None)),
-            DedupVerdict::OutOfOrder { expected: 13 }
-        );
-        let b1 = batch(2, Some(("p", 13)), None);
-        assert_eq!(d.check(&b1), DedupVerdict::Append);
-        d.remember(&b1, 103, 2);
-        assert!(
-            matches!(d.check(&b0), DedupVerdict::Duplicate(b) if b.base_offset == 100),
-            "older batches still deduplicate"
-        );
-    }
-
-    #[test]
-    fn idempotency_keys_return_original_offsets_and_are_bounded() {
-        let mut d = DedupState::default();
-        for i in 0..(MAX_IDEMPOTENCY_KEYS as u64 + 5) {
-            let b = batch(1, None, Some(&format!("k{i}")));
-            assert_eq!(d.check(&b), DedupVerdict::Append);
-            d.remember(&b, i, i + 1);
-        }
-        assert_eq!(d.keys.len(), MAX_IDEMPOTENCY_KEYS);
-        assert_eq!(
-            d.check(&batch(1, None, Some("k0"))),
-            DedupVerdict::Append,
-            "oldest key evicted"
-        );
-        let last = format!("k{}", MAX_IDEMPOTENCY_KEYS + 4);
-        assert!(matches!(
-            d.check(&batch(1, None, Some(&last))),
-            DedupVerdict::Duplicate(_)
-        ));
-    }
-
-    #[test]
-    fn producers_are_bounded_least_recently_used_first() {
-        let mut d = DedupState::default();
-        for i in 0..(MAX_PRODUCERS as u64 + 1) {
-            d.remember(&batch(1, Some((&format!("p{i}"), 0)), None), i, i + 1);
-        }
-        assert_eq!(d.producers.len(), MAX_PRODUCERS);
-        assert!(!d.producers.contains_key("p0"));
+        let mut batch = WriteBatch::default();
+        write_snapshot(
+            &self.store,
+            self.group,
+            &snap.meta,
+            &snap.snapshot,
+            &mut batch,
+        )?;
+        self.store.write_nosync(batch)
     }
 }

@@ -11,6 +11,27 @@ use crate::keys::{self, ALL_CFS};
 use crate::syncer::{SyncDone, Syncer};
 use crate::types::GroupId;
 
+/// How the store uses memory and disk. The defaults suit a server; tests use small values so
+/// that disk use follows retention within a few megabytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Memtable size per column family: writes are buffered (and logged in the WAL) until a
+    /// memtable this large is flushed to an SST file.
+    pub write_buffer_bytes: usize,
+    /// Total WAL size past which RocksDB flushes the column families that keep old WAL files
+    /// alive (quiet ones, like votes and snapshots, flush rarely on their own).
+    pub max_wal_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            write_buffer_bytes: 64 << 20,
+            max_wal_bytes: 256 << 20,
+        }
+    }
+}
+
 /// Errors of the storage layer as seen by the node (openraft itself gets `io::Error`).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -72,6 +93,14 @@ impl Store {
     /// # Errors
     /// When RocksDB cannot open the directory (locked by another process, corrupt, no space).
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(dir, StoreOptions::default())
+    }
+
+    /// Opens (or creates) the store under `dir` with the given options.
+    ///
+    /// # Errors
+    /// When RocksDB cannot open the directory (locked by another process, corrupt, no space).
+    pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Self, StoreError> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -80,14 +109,20 @@ impl Store {
         opts.set_wal_recovery_mode(DBRecoveryMode::PointInTime);
         opts.set_max_background_jobs(2);
         opts.set_keep_log_file_num(3);
+        // Bound the WAL: a WAL file is deleted only once every column family with data in it
+        // has flushed, and quiet families (votes, snapshots) flush rarely on their own. Past
+        // this size RocksDB flushes them, so disk use follows retention instead of the WAL.
+        opts.set_max_total_wal_size(options.max_wal_bytes);
         // canary: with `canary-skip-fsync` the syncer never flushes the WAL, and this keeps the
         // unflushed WAL in RocksDB's own user-space buffer instead of the page cache, so that
         // `kill -9` loses it the way a power cut loses un-fsynced data. Never in a release build.
         #[cfg(feature = "canary-skip-fsync")]
         opts.set_manual_wal_flush(true);
-        let cfs = ALL_CFS
-            .iter()
-            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        let cfs = ALL_CFS.iter().map(|name| {
+            let mut cf = Options::default();
+            cf.set_write_buffer_size(options.write_buffer_bytes);
+            ColumnFamilyDescriptor::new(*name, cf)
+        });
         let db = Arc::new(DB::open_cf_descriptors(&opts, dir, cfs)?);
         let poisoned = Arc::new(AtomicBool::new(false));
         let appends_synced = Arc::new(AtomicU64::new(0));
@@ -112,6 +147,20 @@ impl Store {
     /// The raw database, for readers in this crate.
     pub(crate) fn db(&self) -> &DB {
         &self.inner.db
+    }
+
+    /// Drops whole SST files of `group`'s purged log rows `[0, upto]` at once, instead of waiting
+    /// for compaction to meet their range tombstone. Only rows openraft already purged lie in
+    /// that range, so no live data goes.
+    pub(crate) fn drop_purged_log_files(&self, group: GroupId, upto: u64) -> io::Result<()> {
+        self.inner
+            .db
+            .delete_file_in_range_cf(
+                self.cf(keys::CF_LOG)?,
+                keys::key(group, 0),
+                keys::key(group, upto),
+            )
+            .map_err(io::Error::other)
     }
 
     /// A column family handle. The families are created at open, so a miss is a bug.

@@ -90,6 +90,14 @@ pub enum Command {
     Produce(RecordBatch),
     /// An opaque command for a [`crate::BlobStateMachine`] (the metadata group).
     Blob(Vec<u8>),
+    /// Retention: move the partition's log start up to `before_offset` (rounded down to the
+    /// batch that holds it, and never past the high watermark). Every replica applies it at the
+    /// same log position, so all agree on `log_start_offset`; each then deletes the data below
+    /// on its own.
+    Truncate {
+        /// The first offset to keep.
+        before_offset: u64,
+    },
 }
 
 impl fmt::Display for Command {
@@ -97,6 +105,7 @@ impl fmt::Display for Command {
         match self {
             Command::Produce(b) => write!(f, "Produce({} records)", b.records.len()),
             Command::Blob(b) => write!(f, "Blob({} bytes)", b.len()),
+            Command::Truncate { before_offset } => write!(f, "Truncate(before {before_offset})"),
         }
     }
 }
@@ -127,4 +136,9 @@ pub enum ApplyResult {
     Blob(Vec<u8>),
     /// The command was not valid for this group's state machine; nothing was applied.
     Rejected(String),
+    /// A [`Command::Truncate`] was applied; the log now starts at this offset.
+    Truncated {
+        /// The partition's log start offset after the command.
+        log_start_offset: u64,
+    },
 }

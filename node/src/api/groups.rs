@@ -208,7 +208,10 @@ pub struct CommitRequest {
     pub offsets: Vec<OffsetEntry>,
 }
 
-/// Checks that each offset lies in `[log_start_offset, high_watermark]` of an existing partition.
+/// Checks that each offset is at most the high watermark of an existing partition. An offset
+/// below the log start is accepted, as Kafka accepts it: retention may overtake a slow
+/// consumer, and its commit must not fail for that; whoever resumes from it is reset by
+/// `auto.offset.reset` when its fetch gets `offset_out_of_range`.
 async fn validate_offsets(
     node: &Node,
     offsets: &[OffsetEntry],
@@ -231,12 +234,12 @@ async fn validate_offsets(
             )
             .for_write());
         }
-        if o.offset > s.high_watermark || o.offset < s.log_start_offset {
+        if o.offset > s.high_watermark {
             return Err(ApiError::new(
                 ErrorCode::InvalidCommitOffset,
                 format!(
-                    "offset {} of {}/{} is outside [{}, {}] (log start, log end)",
-                    o.offset, o.topic, o.partition, s.log_start_offset, s.high_watermark
+                    "offset {} of {}/{} is past the log end {}",
+                    o.offset, o.topic, o.partition, s.high_watermark
                 ),
             )
             .for_write());

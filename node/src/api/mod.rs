@@ -33,6 +33,10 @@ pub fn router(node: Node) -> Router {
             get(topics::get).delete(topics::delete),
         )
         .route(
+            "/v1/topics/{topic}/configs",
+            get(topics::configs).patch(topics::alter_configs),
+        )
+        .route(
             "/v1/topics/{topic}/records",
             axum::routing::post(produce::produce),
         )

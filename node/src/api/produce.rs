@@ -17,6 +17,7 @@ use tracing::Instrument;
 
 use super::extract::ApiJson;
 use super::types::{ProduceRecord, ProduceRequest, RecordOffset};
+use crate::cluster::topic_config::TopicConfig;
 use crate::error::{ApiError, ErrorCode, Outcome};
 use crate::node::Node;
 use crate::partitioner::partition_for_key;
@@ -180,7 +181,9 @@ pub async fn produce(
     let topic = node.topic(&topic_name).await.map_err(ApiError::for_write)?;
     let n = topic.partitions.len() as u32;
     let now = now_ms();
-    let max_record_bytes = node.config().max_record_bytes;
+    // The topic's `max.message.bytes` may lower the node's own record limit.
+    let max_record_bytes =
+        TopicConfig::from_map(&topic.configs).record_limit(node.config().max_record_bytes);
 
     // Validate everything before writing anything: a bad record fails the whole request.
     let mut placement = Vec::with_capacity(req.records.len());

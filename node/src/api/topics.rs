@@ -1,4 +1,4 @@
-//! Topic administration: create, list, describe, delete.
+//! Topic administration: create, list, describe, alter configs, delete.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,21 +11,16 @@ use futures::future::join_all;
 use serde_json::json;
 
 use super::extract::ApiJson;
-use super::types::{CreateTopicRequest, PartitionDescription, TopicDescription};
+use super::types::{
+    AlterConfigsRequest, CreateTopicRequest, PartitionDescription, TopicDescription,
+};
 use crate::cluster::metadata::{MetaCommand, MetaResponse, TopicMeta};
+use crate::cluster::topic_config;
 use crate::error::{ApiError, ErrorCode};
 use crate::node::Node;
 
 /// Most partitions one topic may have.
 pub const MAX_PARTITIONS: u32 = 1024;
-/// Topic configs Raftka knows, with their validation.
-const KNOWN_CONFIGS: [&str; 4] = [
-    "retention.ms",
-    "retention.bytes",
-    "max.message.bytes",
-    "cleanup.policy",
-];
-
 /// Kafka's topic-name rules: 1–249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
     let ok = !name.is_empty()
@@ -50,45 +45,23 @@ fn validate_configs(
 ) -> Result<BTreeMap<String, String>, ApiError> {
     let mut out = BTreeMap::new();
     for (k, v) in raw {
-        if !KNOWN_CONFIGS.contains(&k.as_str()) {
-            return Err(ApiError::new(
-                ErrorCode::InvalidTopic,
-                format!("unknown topic config '{k}'"),
-            ));
-        }
-        let s = match v {
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Number(n) => n.to_string(),
-            _ => {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidTopic,
-                    format!("config '{k}' must be a string or number"),
-                ))
-            }
-        };
-        if k == "cleanup.policy" {
-            if s != "delete" {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidTopic,
-                    "cleanup.policy supports only 'delete'",
-                ));
-            }
-        } else {
-            match s.parse::<i64>() {
-                Ok(n) if n >= -1 && !(k == "max.message.bytes" && n < 1) => {}
-                _ => {
-                    return Err(ApiError::new(
-                        ErrorCode::InvalidTopic,
-                        format!(
-                        "config '{k}' must be an integer >= -1 (max.message.bytes >= 1), got '{s}'"
-                    ),
-                    ))
-                }
-            }
-        }
+        let s = config_string(k, v)?;
+        topic_config::validate(k, &s)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidTopic, e.to_string()))?;
         out.insert(k.clone(), s);
     }
     Ok(out)
+}
+
+fn config_string(name: &str, v: &serde_json::Value) -> Result<String, ApiError> {
+    match v {
+        serde_json::Value::String(s) => Ok(s.clone()),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        _ => Err(ApiError::new(
+            ErrorCode::InvalidTopic,
+            format!("config '{name}' must be a string or number"),
+        )),
+    }
 }
 
 /// Describes a topic with each partition's live leader and offsets.
@@ -205,6 +178,79 @@ pub async fn get(
 ) -> Result<impl IntoResponse, ApiError> {
     let topic = node.topic(&name).await?;
     Ok(Json(describe(&node, &topic).await))
+}
+
+/// `GET /v1/topics/{t}/configs`: the configs as set, and the effective values with defaults.
+pub async fn configs(
+    State(node): State<Node>,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let topic = node.topic(&name).await?;
+    Ok(Json(configs_view(&topic)))
+}
+
+fn configs_view(topic: &TopicMeta) -> serde_json::Value {
+    let c = topic_config::TopicConfig::from_map(&topic.configs);
+    let or_unlimited = |v: Option<u64>| v.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+    json!({
+        "name": topic.name,
+        "configs": topic.configs,
+        "effective": {
+            topic_config::RETENTION_MS: or_unlimited(c.retention_ms),
+            topic_config::RETENTION_BYTES: or_unlimited(c.retention_bytes),
+            topic_config::MAX_MESSAGE_BYTES: c.max_message_bytes,
+            topic_config::CLEANUP_POLICY: "delete",
+        }
+    })
+}
+
+/// `PATCH /v1/topics/{t}/configs` with `{"configs": {"retention.ms": "60000", "x": null}}`:
+/// sets the given configs and resets those given as `null` to their defaults, all or
+/// nothing. Answers with the topic's description. Retention applies the new values at its
+/// next check.
+pub async fn alter_configs(
+    State(node): State<Node>,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<AlterConfigsRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    node.topic(&name).await?;
+    if req.configs.is_empty() {
+        return Err(ApiError::bad_request(
+            "configs must name at least one config",
+        ));
+    }
+    let mut set = BTreeMap::new();
+    let mut reset = Vec::new();
+    for (k, v) in &req.configs {
+        if v.is_null() {
+            if !topic_config::KNOWN.contains(&k.as_str()) {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidTopic,
+                    topic_config::ConfigError::Unknown(k.clone()).to_string(),
+                ));
+            }
+            reset.push(k.clone());
+        } else {
+            let s = config_string(k, v)?;
+            topic_config::validate(k, &s)
+                .map_err(|e| ApiError::new(ErrorCode::InvalidTopic, e.to_string()))?;
+            set.insert(k.clone(), s);
+        }
+    }
+    match node
+        .meta_write(MetaCommand::AlterTopicConfigs {
+            name: name.clone(),
+            set,
+            reset,
+        })
+        .await?
+    {
+        MetaResponse::TopicAltered(topic) => Ok(Json(describe(&node, &topic).await)),
+        MetaResponse::TopicNotFound => Err(ApiError::topic_not_found(&name)),
+        other => Err(ApiError::internal(format!(
+            "unexpected metadata reply {other:?}"
+        ))),
+    }
 }
 
 /// `DELETE /v1/topics/{t}`.

@@ -43,6 +43,14 @@ pub struct PartitionDescription {
     pub replicas_lag: Option<Vec<ReplicaLag>>,
 }
 
+/// `PATCH /v1/topics/{t}/configs`: configs to set; a `null` value resets one to its default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlterConfigsRequest {
+    /// Config name to value (string or number), or `null`.
+    pub configs: BTreeMap<String, serde_json::Value>,
+}
+
 /// A topic description.
 #[derive(Debug, Serialize, Deserialize, Clone)]
 pub struct TopicDescription {

@@ -117,6 +117,15 @@ pub enum MetaCommand {
         /// Group.
         group: String,
     },
+    /// Change a topic's configs (validated by the proposer).
+    AlterTopicConfigs {
+        /// Topic.
+        name: String,
+        /// Configs to set.
+        set: BTreeMap<String, String>,
+        /// Configs to reset to their defaults.
+        reset: Vec<String>,
+    },
 }
 
 /// The result of a [`MetaCommand`].
@@ -152,6 +161,8 @@ pub enum MetaResponse {
     GroupRefused(GroupError),
     /// The command could not be decoded (a version mismatch).
     Invalid(String),
+    /// The topic's configs were changed.
+    TopicAltered(TopicMeta),
 }
 
 impl MetaState {
@@ -235,6 +246,18 @@ impl MetaState {
                 }
                 None => MetaResponse::TopicNotFound,
             },
+            MetaCommand::AlterTopicConfigs { name, set, reset } => {
+                match self.topics.get_mut(&name) {
+                    Some(t) => {
+                        for k in reset {
+                            t.configs.remove(&k);
+                        }
+                        t.configs.extend(set);
+                        MetaResponse::TopicAltered(t.clone())
+                    }
+                    None => MetaResponse::TopicNotFound,
+                }
+            }
             MetaCommand::JoinGroup {
                 group,
                 member_id,

@@ -5,3 +5,4 @@ pub mod groups;
 pub mod metadata;
 pub mod placement;
 pub mod reconcile;
+pub mod topic_config;

@@ -1,5 +1,7 @@
 //! Partitions hosted on this node: the registry of open Raft groups and the leader-local
-//! produce, fetch and status operations.
+//! produce, fetch and status operations; [`retention`] deletes old records.
+
+pub mod retention;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -333,6 +335,16 @@ impl PartitionHandle {
         }
     }
 
+    /// A failed read as the client sees it: retention deleting the offset during the read is
+    /// `offset_out_of_range` with the current bounds, anything else a storage failure.
+    fn read_error(&self, offset: u64, e: &std::io::Error) -> ApiError {
+        if raft_store::is_below_log_start(e) {
+            out_of_range(offset, &self.progress.borrow())
+        } else {
+            ApiError::new(ErrorCode::StorageFailed, e.to_string())
+        }
+    }
+
     /// The first offset whose record timestamp is at or after `timestamp_ms` (leader read).
     ///
     /// # Errors
@@ -343,19 +355,29 @@ impl PartitionHandle {
         timestamp_ms: i64,
     ) -> Result<TimestampOffset, ApiError> {
         self.ensure_leader_read(me).await?;
-        let p = *self.progress.borrow();
-        let reader = self.reader.clone();
-        let offset = tokio::task::spawn_blocking(move || {
-            reader.offset_for_timestamp(timestamp_ms, p.log_start_offset, p.high_watermark)
-        })
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::new(ErrorCode::StorageFailed, e.to_string()))?;
-        Ok(TimestampOffset {
-            offset,
-            high_watermark: p.high_watermark,
-            log_start_offset: p.log_start_offset,
-        })
+        // Retention may delete the scan's start while it runs; then the answer lies at or
+        // after the new log start, so look again from there.
+        let mut attempts = 0;
+        loop {
+            let p = *self.progress.borrow();
+            let reader = self.reader.clone();
+            let found = tokio::task::spawn_blocking(move || {
+                reader.offset_for_timestamp(timestamp_ms, p.log_start_offset, p.high_watermark)
+            })
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+            match found {
+                Ok(offset) => {
+                    return Ok(TimestampOffset {
+                        offset,
+                        high_watermark: p.high_watermark,
+                        log_start_offset: p.log_start_offset,
+                    })
+                }
+                Err(e) if raft_store::is_below_log_start(&e) && attempts < 3 => attempts += 1,
+                Err(e) => return Err(self.read_error(p.log_start_offset, &e)),
+            }
+        }
     }
 
     /// Serves a fetch if this replica leads. Linearizable: the leader confirms its lease and
@@ -368,15 +390,7 @@ impl PartitionHandle {
         let mut progress = self.progress.clone();
         let mut p = *progress.borrow_and_update();
         if req.offset < p.log_start_offset || req.offset > p.high_watermark {
-            let mut e = ApiError::new(
-                ErrorCode::OffsetOutOfRange,
-                format!(
-                    "offset {} is outside [{}, {}]",
-                    req.offset, p.log_start_offset, p.high_watermark
-                ),
-            );
-            e.bounds = Some((p.log_start_offset, p.high_watermark));
-            return Err(e);
+            return Err(out_of_range(req.offset, &p));
         }
         if req.offset == p.high_watermark && req.max_wait_ms > 0 {
             let deadline = tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms);
@@ -396,7 +410,7 @@ impl PartitionHandle {
         let records = tokio::task::spawn_blocking(move || reader.read(offset, hw, limits))
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?
-            .map_err(|e| ApiError::new(ErrorCode::StorageFailed, e.to_string()))?;
+            .map_err(|e| self.read_error(offset, &e))?;
         let response = FetchResponse {
             records: records
                 .into_iter()
@@ -431,6 +445,19 @@ impl PartitionHandle {
         };
         Ok(response)
     }
+}
+
+/// `offset_out_of_range` for `offset`, carrying the partition's bounds so clients can reset.
+fn out_of_range(offset: u64, p: &LogProgress) -> ApiError {
+    let mut e = ApiError::new(
+        ErrorCode::OffsetOutOfRange,
+        format!(
+            "offset {offset} is outside [{}, {}]",
+            p.log_start_offset, p.high_watermark
+        ),
+    );
+    e.bounds = Some((p.log_start_offset, p.high_watermark));
+    e
 }
 
 /// Shared registry handle.

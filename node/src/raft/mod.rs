@@ -14,7 +14,9 @@ use crate::config::Config;
 /// The openraft configuration used by every group of this node.
 ///
 /// Snapshots are never taken on a log-size policy: a partition's snapshot is tiny metadata and
-/// only retention decides where the log may be purged.
+/// only retention decides where the log may be purged. A snapshot is a retention boundary, so
+/// openraft purges everything it covers at once (`max_in_snapshot_log_to_keep: 0`): keeping
+/// entries below the log start would only hold on to deleted records.
 ///
 /// # Errors
 /// When openraft rejects the timing values.
@@ -26,6 +28,7 @@ pub fn raft_config(config: &Config) -> Result<Arc<openraft::Config>, openraft::C
         election_timeout_max: config.election_max_ms,
         max_payload_entries: 256,
         snapshot_policy: SnapshotPolicy::Never,
+        max_in_snapshot_log_to_keep: 0,
         enable_pre_vote: Some(true),
         ..Default::default()
     };

@@ -18,6 +18,8 @@ pub struct TestCluster {
     pub faults: NetFaults,
     pub http: reqwest::Client,
     pub dir: TempDir,
+    /// Applied to every node's config, at start and restart.
+    pub tweak: fn(&mut Config),
 }
 
 pub fn init_tracing() {
@@ -32,6 +34,11 @@ pub fn init_tracing() {
 
 impl TestCluster {
     pub async fn start(n: u64) -> Self {
+        Self::start_with(n, |_| {}).await
+    }
+
+    /// A cluster whose node configs `tweak` adjusts.
+    pub async fn start_with(n: u64, tweak: fn(&mut Config)) -> Self {
         init_tracing();
         let dir = tempfile::tempdir().unwrap();
         let mut listeners = BTreeMap::new();
@@ -50,6 +57,7 @@ impl TestCluster {
             faults,
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
             dir,
+            tweak,
         };
         for (id, l) in listeners {
             let node = raftka_node::start(c.config(id), l, c.faults.clone())
@@ -70,6 +78,7 @@ impl TestCluster {
         );
         cfg.max_request_bytes = 1024 * 1024;
         cfg.max_record_bytes = 256 * 1024;
+        (self.tweak)(&mut cfg);
         cfg
     }
 
@@ -145,10 +154,68 @@ impl TestCluster {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    pub async fn patch(&self, id: u64, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .patch(self.url(id, path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The running node `id` (panics if it is crashed).
+    pub fn node(&self, id: u64) -> &raftka_node::Node {
+        &self.nodes[&id].as_ref().expect("node is running").node
+    }
+
+    /// Node `id`'s local replica of a partition, if open there.
+    pub fn replica(
+        &self,
+        id: u64,
+        topic: &str,
+        partition: usize,
+    ) -> Option<raftka_node::partition::PartitionHandle> {
+        let node = self.node(id);
+        let group = node
+            .metadata()
+            .topic(topic)?
+            .partitions
+            .get(partition)?
+            .group;
+        node.partitions().get(group)
+    }
+
+    /// Node `id`'s data directory.
+    pub fn data_dir(&self, id: u64) -> std::path::PathBuf {
+        self.dir.path().join(format!("node-{id}"))
+    }
+
     pub async fn get(&self, id: u64, path: &str) -> (u16, Value) {
         let r = self.http.get(self.url(id, path)).send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn create_topic_with(
+        &self,
+        name: &str,
+        partitions: u32,
+        rf: u32,
+        configs: Value,
+    ) -> Value {
+        let (s, b) = self
+            .post(
+                1,
+                "/v1/topics",
+                json!({"name": name, "partitions": partitions, "replication_factor": rf,
+                       "configs": configs}),
+            )
+            .await;
+        assert_eq!(s, 201, "create topic: {b}");
+        b
     }
 
     pub async fn create_topic(&self, name: &str, partitions: u32, rf: u32) -> Value {
@@ -187,4 +254,20 @@ impl TestCluster {
         }
         panic!("read_all did not finish");
     }
+}
+
+/// Bytes of all files under `dir` (what `du` would count, without block rounding).
+pub fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    for e in entries.flatten() {
+        match e.metadata() {
+            Ok(m) if m.is_dir() => total += dir_bytes(&e.path()),
+            Ok(m) => total += m.len(),
+            Err(_) => {}
+        }
+    }
+    total
 }
