@@ -165,6 +165,34 @@ impl Client {
             .await
     }
 
+    /// Changes a topic's configs (`PATCH /v1/topics/{name}/configs`): sets each of `set`, and
+    /// resets each of `reset` to its default. All or nothing. Returns the topic's description.
+    ///
+    /// # Errors
+    /// `topic_not_found`, `invalid_topic` (an unknown config or a bad value), `bad_request`
+    /// (nothing to change), as [`Error::Server`].
+    pub async fn alter_topic_configs(
+        &self,
+        name: &str,
+        set: &[(String, String)],
+        reset: &[String],
+    ) -> Result<TopicDescription, Error> {
+        let mut configs: serde_json::Map<String, serde_json::Value> = set
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        for k in reset {
+            configs.insert(k.clone(), serde_json::Value::Null);
+        }
+        let body = json!({ "configs": configs });
+        self.call(
+            Method::PATCH,
+            &format!("/v1/topics/{name}/configs"),
+            Some(body.to_string().into()),
+        )
+        .await
+    }
+
     /// Lists topics.
     ///
     /// # Errors
