@@ -73,8 +73,10 @@ pub(crate) struct Dispatcher {
 pub(crate) enum Finished {
     /// Acknowledged (original or duplicate) with this many records.
     Acknowledged(u64),
-    /// Given up; `maybe_written` when its records may be in the log.
-    GivenUp { maybe_written: bool },
+    /// Given up; `sequence_unknown` when the partition's next expected sequence is no longer
+    /// known: the records may be in the log, or the server refused the sequence as out of
+    /// order (its expectation differs from the producer's).
+    GivenUp { sequence_unknown: bool },
 }
 
 /// The producer id and first sequence an idempotent batch carries on every attempt.
@@ -132,7 +134,7 @@ impl Dispatcher {
                         Ok((id, finished)) => (id, finished),
                         // A panicked send task dropped its records' reply senders: their
                         // callers see `ProducerClosed` (outcome unknown).
-                        Err(e) => (e.id(), Finished::GivenUp { maybe_written: true }),
+                        Err(e) => (e.id(), Finished::GivenUp { sequence_unknown: true }),
                     };
                     if let Some((tp, seq)) = flying.remove(&id) {
                         if self.producer_id.is_some() {
@@ -141,11 +143,11 @@ impl Dispatcher {
                             let s = sequences.entry(tp.clone()).or_default();
                             match finished {
                                 Finished::Acknowledged(n) => s.acknowledged(n),
-                                Finished::GivenUp { maybe_written } => {
-                                    if maybe_written {
+                                Finished::GivenUp { sequence_unknown } => {
+                                    if sequence_unknown {
                                         self.stats.add(&self.stats.epochs_reset, 1);
                                     }
-                                    s.given_up(maybe_written);
+                                    s.given_up(sequence_unknown);
                                 }
                             }
                         }
@@ -358,6 +360,7 @@ fn deliver_err(batch: Batch<Pending>, e: &Error) -> Finished {
         });
     }
     Finished::GivenUp {
-        maybe_written: e.outcome() == Outcome::Unknown,
+        sequence_unknown: e.outcome() == Outcome::Unknown
+            || e.name() == Some("out_of_order_sequence"),
     }
 }

@@ -35,9 +35,10 @@
 //!   acknowledged. A batch given up with an unknown outcome (its delivery timeout ran out)
 //!   leaves the server's expectation unknowable (this batch's sequence, or the next), so the
 //!   partition continues under a fresh producer id (`<id>.<epoch>`) from sequence 0, which the
-//!   server accepts as a new producer. The server remembers the last 5 batches of the 1,000 most
-//!   recently active producers per partition (see `docs/api.md`); a resend is always of the
-//!   latest batch, well within that.
+//!   server accepts as a new producer; so does a batch refused as `out_of_order_sequence`
+//!   (which should not happen: the server expects another sequence). The server remembers
+//!   the last 5 batches of the 1,000 most recently active producers per partition (see
+//!   `docs/api.md`); a resend is always of the latest batch, well within that.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), raftka_client::Error> {

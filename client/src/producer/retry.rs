@@ -168,7 +168,9 @@ pub(crate) fn final_error(last: &Error, maybe_written_before: bool) -> Error {
 ///   may start anywhere) and restarts at sequence 0, so that no later batch is mistaken for that
 ///   one or refused as out of order.
 /// - A batch refused for good (`not_applied`) was not stored: the next batch reuses its
-///   sequence.
+///   sequence. Except `out_of_order_sequence`: the server expects another sequence than the
+///   producer's (which should not happen), so the partition moves to a fresh producer id too,
+///   rather than having every later batch refused the same way.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct PartitionSequence {
     /// 0 at first; one more on each reset.
@@ -192,9 +194,10 @@ impl PartitionSequence {
         self.next += records;
     }
 
-    /// A batch was given up; `maybe_written` when any of its attempts had an unknown outcome.
-    pub fn given_up(&mut self, maybe_written: bool) {
-        if maybe_written {
+    /// A batch was given up; `sequence_unknown` when any of its attempts had an unknown
+    /// outcome, or the server refused its sequence as out of order.
+    pub fn given_up(&mut self, sequence_unknown: bool) {
+        if sequence_unknown {
             self.epoch += 1;
             self.next = 0;
         }

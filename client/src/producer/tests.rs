@@ -839,3 +839,28 @@ async fn an_idempotent_partition_has_one_batch_in_flight_while_earlier_batches_r
     assert_eq!(server.values(0), (0..40).collect::<Vec<_>>());
     assert_eq!(server.max_in_flight_per_partition.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn an_out_of_order_refusal_moves_the_partition_to_a_fresh_producer_id() {
+    let server = FakeServer::new(1);
+    let p = producer(&server, config());
+    let id = p.producer_id().unwrap().to_string();
+    p.send("t", rec("k", 1)).await.unwrap().await.unwrap();
+    server.script(Error::Server {
+        status: 422,
+        code: 42205,
+        name: "out_of_order_sequence".into(),
+        message: "expected 7".into(),
+        retriable: false,
+        outcome: Some(Outcome::NotApplied),
+        body: serde_json::json!({}),
+    });
+    let e = p.send("t", rec("k", 2)).await.unwrap().await.unwrap_err();
+    assert_eq!(e.name(), Some("out_of_order_sequence"));
+    assert_eq!(e.outcome(), Outcome::NotApplied, "refused, not stored");
+    p.send("t", rec("k", 3)).await.unwrap().await.unwrap();
+    let seqs = sequences(&server);
+    assert_eq!(seqs[1], (id.clone(), 1, 1));
+    assert_eq!(seqs[2], (format!("{id}.1"), 0, 1), "not refused again");
+    assert_eq!(server.values(0), vec![1, 3]);
+}
