@@ -255,3 +255,27 @@ print_log_tail() {
         printf '    (%s is empty or missing)\n' "$file" >&2
     fi
 }
+
+# json_num FILE KEY — a number field of the flat one-line JSON object on FILE's last line ("" when
+# absent).
+json_num() {
+    local line
+    line="$(tail -n 1 "$1" 2>/dev/null || true)"
+    if [[ "$line" =~ \"$2\":(-?[0-9.eE+-]+) ]]; then
+        printf '%s' "${BASH_REMATCH[1]}"
+    fi
+}
+
+# cpu_seconds PID... — user+system CPU seconds the processes have used so far.
+cpu_seconds() {
+    local pid stat ticks=0 hz
+    hz="$(getconf CLK_TCK)"
+    for pid in "$@"; do
+        stat="$(cat "/proc/$pid/stat" 2>/dev/null)" || continue
+        # Fields after the command name (which may hold spaces): state is field 3, utime 14,
+        # stime 15; after stripping "pid (comm) " they are fields 12 and 13.
+        read -r -a f <<<"${stat##*) }"
+        ticks=$((ticks + f[11] + f[12]))
+    done
+    awk -v t="$ticks" -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }'
+}

@@ -13,6 +13,15 @@ use crate::types::{
     TopicList,
 };
 
+/// A produce reply as the producer needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProduceReply {
+    /// One offset per record, in request order.
+    pub offsets: Vec<RecordOffset>,
+    /// The batch had been stored before: these are its original offsets.
+    pub duplicate: bool,
+}
+
 /// A Raftka client. Any node serves any request; the client moves to the next bootstrap node
 /// when one cannot be reached. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -156,6 +165,34 @@ impl Client {
             .await
     }
 
+    /// Changes a topic's configs (`PATCH /v1/topics/{name}/configs`): sets each of `set`, and
+    /// resets each of `reset` to its default. All or nothing. Returns the topic's description.
+    ///
+    /// # Errors
+    /// `topic_not_found`, `invalid_topic` (an unknown config or a bad value), `bad_request`
+    /// (nothing to change), as [`Error::Server`].
+    pub async fn alter_topic_configs(
+        &self,
+        name: &str,
+        set: &[(String, String)],
+        reset: &[String],
+    ) -> Result<TopicDescription, Error> {
+        let mut configs: serde_json::Map<String, serde_json::Value> = set
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        for k in reset {
+            configs.insert(k.clone(), serde_json::Value::Null);
+        }
+        let body = json!({ "configs": configs });
+        self.call(
+            Method::PATCH,
+            &format!("/v1/topics/{name}/configs"),
+            Some(body.to_string().into()),
+        )
+        .await
+    }
+
     /// Lists topics.
     ///
     /// # Errors
@@ -232,9 +269,26 @@ impl Client {
         topic: &str,
         body: bytes::Bytes,
     ) -> Result<Vec<RecordOffset>, Error> {
+        Ok(self.produce_raw_reply(topic, body).await?.offsets)
+    }
+
+    /// [`Client::produce_raw`], also telling whether the server answered with the original
+    /// offsets of a batch it had already stored (an idempotent retry).
+    pub(crate) async fn produce_raw_reply(
+        &self,
+        topic: &str,
+        body: bytes::Bytes,
+    ) -> Result<ProduceReply, Error> {
+        #[derive(serde::Deserialize)]
+        struct Entry {
+            #[serde(flatten)]
+            at: RecordOffset,
+            #[serde(default)]
+            duplicate: bool,
+        }
         #[derive(serde::Deserialize)]
         struct Reply {
-            offsets: Vec<RecordOffset>,
+            offsets: Vec<Entry>,
         }
         let r: Reply = self
             .call(
@@ -243,7 +297,10 @@ impl Client {
                 Some(body),
             )
             .await?;
-        Ok(r.offsets)
+        Ok(ProduceReply {
+            duplicate: r.offsets.iter().any(|e| e.duplicate),
+            offsets: r.offsets.into_iter().map(|e| e.at).collect(),
+        })
     }
 
     /// Fetches records from `offset`.

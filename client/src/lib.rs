@@ -16,7 +16,10 @@
 //! For many records, use the batching [`Producer`] (see the [`producer`] module).
 //!
 //! Errors say whether a write definitely did not happen ([`Outcome::NotApplied`]) or may have
-//! happened ([`Outcome::Unknown`]); the client never retries the latter on its own.
+//! happened ([`Outcome::Unknown`]). [`Client`] never retries the latter on its own; the
+//! [`Producer`] does, because it is idempotent by default (its resends carry the same producer
+//! id and sequences, and the server answers a resend of a stored batch with its original
+//! offsets).
 
 pub mod client;
 pub mod consumer;
@@ -28,5 +31,5 @@ pub mod types;
 pub use client::Client;
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener};
 pub use error::{Error, Outcome};
-pub use producer::{DeliveryFuture, Producer, ProducerConfig, RetryPolicy};
+pub use producer::{DeliveryFuture, Producer, ProducerConfig, ProducerStats, RetryPolicy};
 pub use types::*;

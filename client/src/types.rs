@@ -116,6 +116,27 @@ pub struct PartitionInfo {
     pub high_watermark: u64,
     /// Log start offset.
     pub log_start_offset: u64,
+    /// Each follower's replication lag, from the partition's leader; `None` when no leader
+    /// answered (or the server is older and does not report it).
+    #[serde(default)]
+    pub replicas_lag: Option<Vec<ReplicaLag>>,
+}
+
+/// A follower's replication progress as its partition leader sees it.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ReplicaLag {
+    /// The follower's node id.
+    pub node: u64,
+    /// The last Raft log index the follower is known to hold.
+    #[serde(default)]
+    pub matched_index: Option<u64>,
+    /// Raft log entries the follower is behind the leader (one entry per produce request and
+    /// partition, whatever its record count).
+    pub lag: u64,
+    /// Milliseconds since the follower last acknowledged the leader; `None` when the leader
+    /// holds no acknowledgement for it.
+    #[serde(default)]
+    pub last_ack_ms: Option<u64>,
 }
 
 /// A topic description.
@@ -176,6 +197,10 @@ pub struct ClusterPartition {
     pub high_watermark: u64,
     /// Log start offset.
     pub log_start_offset: u64,
+    /// Each follower's replication lag, from the partition's leader; `None` when no leader
+    /// answered (or the server is older and does not report it).
+    #[serde(default)]
+    pub replicas_lag: Option<Vec<ReplicaLag>>,
 }
 
 /// `GET /v1/cluster`.

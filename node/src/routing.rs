@@ -353,6 +353,7 @@ impl Node {
             };
             if let Some(mut s) = s {
                 s.leader = None;
+                s.replicas_lag = None;
                 return s;
             }
         }
@@ -360,6 +361,7 @@ impl Node {
             leader: None,
             high_watermark: 0,
             log_start_offset: 0,
+            replicas_lag: None,
         }
     }
 

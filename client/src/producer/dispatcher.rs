@@ -2,6 +2,13 @@
 //! linger time, sends at most one batch per partition at a time, retries a batch only as
 //! [`RetryPolicy::decide`] allows, and hands each record its offset or its error.
 //!
+//! When the producer is idempotent, the task also owns each partition's
+//! [`PartitionSequence`]: a batch gets its producer id and first sequence when it is first
+//! sent, keeps them across every resend, and the partition's sequence moves on only once the
+//! batch is finished. Because a partition has at most one batch in flight, the batches of a
+//! partition reach the server in sequence order, and a batch's resend can never overtake or be
+//! overtaken by the next batch (Kafka's `max.in.flight=1` with idempotence).
+//!
 //! It runs until every [`Producer`](super::Producer) handle is dropped, then seals and sends
 //! what is left, and stops once nothing is in flight.
 
@@ -14,9 +21,11 @@ use tokio::task::{Id, JoinSet};
 
 use super::accumulator::{Accumulator, Batch, BatchLimits, TopicPartition};
 use super::metadata::PartitionCounts;
-use super::retry::{Decision, RetryPolicy};
+use super::retry::{final_error, Decision, PartitionSequence, RetryPolicy};
 use super::transport::Transport;
-use crate::error::Error;
+use super::Stats;
+use crate::client::ProduceReply;
+use crate::error::{Error, Outcome};
 use crate::types::RecordOffset;
 
 /// What `send` hands the dispatcher for one record.
@@ -54,13 +63,35 @@ pub(crate) struct Dispatcher {
     pub counts: Arc<PartitionCounts>,
     pub limits: BatchLimits,
     pub retry: RetryPolicy,
+    /// The producer's base id when it is idempotent.
+    pub producer_id: Option<Arc<str>>,
+    pub stats: Arc<Stats>,
+}
+
+/// How a batch's send ended, as the dispatcher needs to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Finished {
+    /// Acknowledged (original or duplicate) with this many records.
+    Acknowledged(u64),
+    /// Given up; `sequence_unknown` when the partition's next expected sequence is no longer
+    /// known: the records may be in the log, or the server refused the sequence as out of
+    /// order (its expectation differs from the producer's).
+    GivenUp { sequence_unknown: bool },
+}
+
+/// The producer id and first sequence an idempotent batch carries on every attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Idempotence {
+    pub producer_id: String,
+    pub sequence: u64,
 }
 
 impl Dispatcher {
     pub async fn run(self, mut commands: mpsc::Receiver<Command>) {
         let mut acc: Accumulator<Pending> = Accumulator::new(self.limits);
         let mut sticky: HashMap<Arc<str>, Sticky> = HashMap::new();
-        let mut in_flight: JoinSet<()> = JoinSet::new();
+        let mut in_flight: JoinSet<Finished> = JoinSet::new();
+        let mut sequences: HashMap<TopicPartition, PartitionSequence> = HashMap::new();
         let mut flying: HashMap<Id, (TopicPartition, u64)> = HashMap::new();
         let mut flushes: Vec<(u64, oneshot::Sender<()>)> = Vec::new();
         let mut closing = false;
@@ -99,13 +130,27 @@ impl Dispatcher {
                     }
                 },
                 Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
-                    let id = match &done {
-                        Ok((id, ())) => *id,
+                    let (id, finished) = match done {
+                        Ok((id, finished)) => (id, finished),
                         // A panicked send task dropped its records' reply senders: their
                         // callers see `ProducerClosed` (outcome unknown).
-                        Err(e) => e.id(),
+                        Err(e) => (e.id(), Finished::GivenUp { sequence_unknown: true }),
                     };
                     if let Some((tp, seq)) = flying.remove(&id) {
+                        if self.producer_id.is_some() {
+                            // Before `complete`: the partition's next batch, taken below,
+                            // must see the sequence this batch left.
+                            let s = sequences.entry(tp.clone()).or_default();
+                            match finished {
+                                Finished::Acknowledged(n) => s.acknowledged(n),
+                                Finished::GivenUp { sequence_unknown } => {
+                                    if sequence_unknown {
+                                        self.stats.add(&self.stats.epochs_reset, 1);
+                                    }
+                                    s.given_up(sequence_unknown);
+                                }
+                            }
+                        }
                         acc.complete(&tp, seq, Instant::now());
                     }
                 }
@@ -115,11 +160,22 @@ impl Dispatcher {
             }
             for batch in acc.take_ready() {
                 let key = (batch.tp.clone(), batch.seq);
+                let idempotence = self.producer_id.as_deref().map(|base| {
+                    let s = sequences.entry(batch.tp.clone()).or_default();
+                    Idempotence {
+                        producer_id: s.producer_id(base),
+                        sequence: s.next,
+                    }
+                });
                 let task = send_batch(
-                    self.transport.clone(),
-                    self.counts.clone(),
-                    self.retry,
+                    Sender {
+                        transport: self.transport.clone(),
+                        counts: self.counts.clone(),
+                        retry: self.retry,
+                        stats: self.stats.clone(),
+                    },
                     batch,
+                    idempotence,
                 );
                 let handle = in_flight.spawn(task);
                 flying.insert(handle.id(), key);
@@ -148,52 +204,114 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Encodes a batch as one produce request body; every record carries the batch's partition.
-pub(crate) fn encode(batch: &Batch<Pending>) -> bytes::Bytes {
-    let prefix = format!("{{\"partition\":{},", batch.tp.partition);
-    let mut body = Vec::with_capacity(batch.bytes + batch.records.len() * prefix.len() + 16);
-    body.extend_from_slice(b"{\"records\":[");
-    for (i, r) in batch.records.iter().enumerate() {
-        if i > 0 {
+/// Encodes a batch as one produce request body; every record carries the batch's partition
+/// and, for an idempotent batch, its sequence (the batch's first sequence plus its position).
+pub(crate) fn encode(batch: &Batch<Pending>, idempotence: Option<&Idempotence>) -> bytes::Bytes {
+    let partition = batch.tp.partition;
+    let mut body = Vec::with_capacity(batch.bytes + batch.records.len() * 40 + 64);
+    body.push(b'{');
+    if let Some(i) = idempotence {
+        body.extend_from_slice(b"\"producer_id\":");
+        // A JSON string (with escapes, should an id ever need them).
+        body.extend_from_slice(
+            serde_json::Value::from(i.producer_id.as_str())
+                .to_string()
+                .as_bytes(),
+        );
+        body.push(b',');
+    }
+    body.extend_from_slice(b"\"records\":[");
+    for (n, r) in batch.records.iter().enumerate() {
+        if n > 0 {
             body.push(b',');
         }
-        // `json` is a serialized object with at least one field (a value): `{"…":…}`.
+        let prefix = match idempotence {
+            Some(i) => format!(
+                "{{\"partition\":{partition},\"sequence\":{},",
+                i.sequence + n as u64
+            ),
+            None => format!("{{\"partition\":{partition},"),
+        };
         body.extend_from_slice(prefix.as_bytes());
+        // `json` is a serialized object with at least one field (a value): `{"…":…}`.
         body.extend_from_slice(r.json.get(1..).unwrap_or_default());
     }
     body.extend_from_slice(b"]}");
     body.into()
 }
 
-/// Sends one batch, resending it only while the policy allows, and answers every record.
+/// What a send task needs besides its batch.
+pub(crate) struct Sender {
+    pub transport: Arc<dyn Transport>,
+    pub counts: Arc<PartitionCounts>,
+    pub retry: RetryPolicy,
+    pub stats: Arc<Stats>,
+}
+
+/// Sends one batch, resending it (the same body: the same producer id and sequences) only
+/// while the policy allows, and answers every record.
 async fn send_batch(
-    transport: Arc<dyn Transport>,
-    counts: Arc<PartitionCounts>,
-    retry: RetryPolicy,
+    sender: Sender,
     batch: Batch<Pending>,
-) {
-    let body = encode(&batch);
+    idempotence: Option<Idempotence>,
+) -> Finished {
+    let Sender {
+        transport,
+        counts,
+        retry,
+        stats,
+    } = sender;
+    let idempotent = idempotence.is_some();
+    let body = encode(&batch, idempotence.as_ref());
+    let first_sent = Instant::now();
     let mut attempt = 1;
+    // Whether an attempt that failed may still have been written.
+    let mut maybe_written = false;
     loop {
-        match transport.produce(&batch.tp.topic, body.clone()).await {
-            Ok(offsets) => return deliver_ok(batch, offsets),
+        let budget = retry.attempt_budget(first_sent.elapsed());
+        let result =
+            match tokio::time::timeout(budget, transport.produce(&batch.tp.topic, body.clone()))
+                .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(Error::Transport(format!(
+                    "no answer within {} ms",
+                    budget.as_millis()
+                ))),
+            };
+        match result {
+            Ok(reply) => {
+                if reply.duplicate {
+                    stats.add(&stats.duplicates, 1);
+                }
+                return deliver_ok(batch, reply, &stats);
+            }
             Err(e) => {
                 if matches!(e.name(), Some("partition_not_found" | "topic_not_found")) {
                     counts.forget(&batch.tp.topic);
                 }
-                match retry.decide(&e, attempt) {
+                maybe_written |= e.outcome() == Outcome::Unknown;
+                match retry.decide(&e, attempt, first_sent.elapsed(), idempotent) {
                     Decision::RetryAfter(wait) => {
+                        stats.add(&stats.retries, 1);
+                        if e.outcome() == Outcome::Unknown {
+                            stats.add(&stats.unknown_retries, 1);
+                        }
                         tokio::time::sleep(wait).await;
                         attempt += 1;
                     }
-                    Decision::Fail => return deliver_err(batch, &e),
+                    Decision::Fail => {
+                        let e = final_error(&e, maybe_written);
+                        return deliver_err(batch, &e);
+                    }
                 }
             }
         }
     }
 }
 
-fn deliver_ok(batch: Batch<Pending>, offsets: Vec<RecordOffset>) {
+fn deliver_ok(batch: Batch<Pending>, reply: ProduceReply, stats: &Stats) -> Finished {
+    let offsets = reply.offsets;
     let p = batch.tp.partition;
     let consistent = offsets.len() == batch.records.len()
         && offsets.iter().all(|o| o.partition == p)
@@ -208,15 +326,18 @@ fn deliver_ok(batch: Batch<Pending>, offsets: Vec<RecordOffset>) {
         ));
         return deliver_err(batch, &e);
     }
+    let n = batch.records.len() as u64;
+    stats.add(&stats.records_acknowledged, n);
     for (r, o) in batch.records.into_iter().zip(offsets) {
         // The caller may have dropped its DeliveryFuture; that is fine.
         let _ = r.reply.send(Ok(o));
     }
+    Finished::Acknowledged(n)
 }
 
 /// Answers every record of a failed batch. A partial failure body (`offsets` with some
 /// entries committed) still gives the committed records their offsets.
-fn deliver_err(batch: Batch<Pending>, e: &Error) {
+fn deliver_err(batch: Batch<Pending>, e: &Error) -> Finished {
     let partial = match e {
         Error::Server { body, .. } => body
             .get("offsets")
@@ -237,5 +358,9 @@ fn deliver_err(batch: Batch<Pending>, e: &Error) {
             Some(o) => Ok(o),
             None => Err(e.clone()),
         });
+    }
+    Finished::GivenUp {
+        sequence_unknown: e.outcome() == Outcome::Unknown
+            || e.name() == Some("out_of_order_sequence"),
     }
 }

@@ -14,18 +14,38 @@
 //!   retries included.
 //! - **Backpressure.** Records waiting or in flight may hold at most
 //!   [`max_in_flight_bytes`](ProducerConfig::max_in_flight_bytes); `send` waits for room.
-//! - **Retries.** A batch is resent only when its error's [outcome](Error::outcome) is
-//!   [`Outcome::NotApplied`](crate::Outcome::NotApplied) and the error is retriable (an
-//!   election, an unreachable node), at most [`RetryPolicy::max_attempts`] times with a
-//!   doubling backoff. An [`Outcome::Unknown`](crate::Outcome::Unknown) error (timeout,
-//!   `write_outcome_unknown`, connection lost after sending) is never resent: it reaches the
-//!   caller, because the records may already be in the log.
+//! - **Exactly-once (idempotence), on by default.** Each `Producer` draws a random producer id
+//!   ([`Producer::producer_id`]). Every batch carries it and, per partition, the sequence of each
+//!   record (0, 1, 2, … across batches). A batch keeps the same id and sequences on every resend,
+//!   and the partition's Raft state machine answers a resend of a batch it already stored with
+//!   the **original offsets** (`duplicate`) instead of storing it again. So a resend is safe even
+//!   when the first attempt's outcome was unknown, and the producer resends those too.
+//! - **Retries.** A batch is resent after a transient error, with a doubling backoff, until
+//!   [`RetryPolicy::delivery_timeout`] (30 s by default) has passed since its first send:
+//!   - idempotent: errors whose outcome is [`Outcome::NotApplied`](crate::Outcome::NotApplied)
+//!     (an election, an unreachable node) **and** [`Outcome::Unknown`](crate::Outcome::Unknown)
+//!     (a timeout, `write_outcome_unknown`, a connection lost after sending);
+//!   - with [`idempotence(false)`](ProducerConfig::idempotence): only `not_applied` ones. An
+//!     `unknown` error reaches the caller, because the records may already be in the log.
+//!
+//!   Errors that would fail again (a 4xx) are never resent. A record's error is
+//!   [`Outcome::Unknown`](crate::Outcome::Unknown) whenever any attempt of its batch may have
+//!   been written.
+//! - **Sequences after a failure.** A partition's sequence advances only when a batch is
+//!   acknowledged. A batch given up with an unknown outcome (its delivery timeout ran out)
+//!   leaves the server's expectation unknowable (this batch's sequence, or the next), so the
+//!   partition continues under a fresh producer id (`<id>.<epoch>`) from sequence 0, which the
+//!   server accepts as a new producer; so does a batch refused as `out_of_order_sequence`
+//!   (which should not happen: the server expects another sequence). The server remembers
+//!   the last 5 batches of the 1,000 most recently active producers per partition (see
+//!   `docs/api.md`); a resend is always of the latest batch, well within that.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), raftka_client::Error> {
 //! use raftka_client::{Client, NewRecord, Outcome, Producer, ProducerConfig};
 //!
 //! let client = Client::new(["127.0.0.1:19091", "127.0.0.1:19092", "127.0.0.1:19093"])?;
+//! // Idempotent by default; `ProducerConfig::default().idempotence(false)` opts out.
 //! let producer = Producer::new(client, ProducerConfig::default());
 //!
 //! // Queue many records, then wait for their offsets.
@@ -58,6 +78,7 @@ mod transport;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -94,6 +115,9 @@ pub struct ProducerConfig {
     pub max_in_flight_bytes: usize,
     /// When failed batches are resent.
     pub retry: RetryPolicy,
+    /// Idempotent produce: batches carry a producer id and per-partition sequences, so that
+    /// resends (also of writes whose outcome was unknown) never duplicate. Default `true`.
+    pub idempotence: bool,
 }
 
 impl Default for ProducerConfig {
@@ -104,8 +128,128 @@ impl Default for ProducerConfig {
             linger: Duration::from_millis(5),
             max_in_flight_bytes: 64 * 1024 * 1024,
             retry: RetryPolicy::default(),
+            idempotence: true,
         }
     }
+}
+
+impl ProducerConfig {
+    /// Turns idempotent produce on (the default) or off. Off, batches carry no producer id, and
+    /// only errors whose outcome is `not_applied` are resent; an `unknown` outcome reaches the
+    /// caller.
+    ///
+    /// ```
+    /// use raftka_client::ProducerConfig;
+    /// let plain = ProducerConfig::default().idempotence(false);
+    /// assert!(!plain.idempotence);
+    /// ```
+    #[must_use]
+    pub fn idempotence(mut self, on: bool) -> Self {
+        self.idempotence = on;
+        self
+    }
+
+    /// Sets [`linger`](Self::linger).
+    #[must_use]
+    pub fn linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
+    }
+
+    /// Sets [`batch_max_records`](Self::batch_max_records).
+    #[must_use]
+    pub fn batch_max_records(mut self, n: usize) -> Self {
+        self.batch_max_records = n;
+        self
+    }
+
+    /// Sets [`batch_max_bytes`](Self::batch_max_bytes).
+    #[must_use]
+    pub fn batch_max_bytes(mut self, n: usize) -> Self {
+        self.batch_max_bytes = n;
+        self
+    }
+
+    /// Sets [`max_in_flight_bytes`](Self::max_in_flight_bytes).
+    #[must_use]
+    pub fn max_in_flight_bytes(mut self, n: usize) -> Self {
+        self.max_in_flight_bytes = n;
+        self
+    }
+
+    /// Sets the [`retry`](Self::retry) policy.
+    #[must_use]
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets the retry policy's [`delivery_timeout`](RetryPolicy::delivery_timeout).
+    #[must_use]
+    pub fn delivery_timeout(mut self, timeout: Duration) -> Self {
+        self.retry.delivery_timeout = timeout;
+        self
+    }
+}
+
+/// Counters of a [`Producer`] since it was created (see [`Producer::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProducerStats {
+    /// Records acknowledged with an offset.
+    pub records_acknowledged: u64,
+    /// Resends of a batch, for any reason.
+    pub retries: u64,
+    /// Resends after an error whose outcome was unknown (idempotent producers only).
+    pub unknown_retries: u64,
+    /// Batches the server answered as duplicates: an earlier attempt had stored them, and the
+    /// records got their original offsets.
+    pub duplicate_batches: u64,
+    /// Times a partition moved to a fresh producer id because a batch was given up with an
+    /// unknown outcome.
+    pub epochs_reset: u64,
+}
+
+/// The live counters behind [`ProducerStats`].
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub records_acknowledged: AtomicU64,
+    pub retries: AtomicU64,
+    pub unknown_retries: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub epochs_reset: AtomicU64,
+}
+
+impl Stats {
+    /// Adds `n` to one of the counters (relaxed: they are statistics, not synchronisation).
+    pub fn add(&self, counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> ProducerStats {
+        ProducerStats {
+            records_acknowledged: self.records_acknowledged.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            unknown_retries: self.unknown_retries.load(Ordering::Relaxed),
+            duplicate_batches: self.duplicates.load(Ordering::Relaxed),
+            epochs_reset: self.epochs_reset.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A fresh random producer id, shaped like a UUID (version 4): 122 random bits make two
+/// producers sharing one by chance vanishingly unlikely.
+fn random_producer_id() -> String {
+    let r: u128 = rand::random();
+    let r = (r & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
+    let h = format!("{r:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// A batching, partitioning producer. Cheap to clone; clones share batches and the byte budget.
@@ -116,6 +260,8 @@ pub struct Producer {
 
 struct Inner {
     transport: Arc<dyn Transport>,
+    producer_id: Option<Arc<str>>,
+    stats: Arc<Stats>,
     commands: mpsc::Sender<Command>,
     budget: Arc<Semaphore>,
     max_in_flight_bytes: usize,
@@ -125,6 +271,7 @@ struct Inner {
 impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Producer")
+            .field("producer_id", &self.inner.producer_id)
             .field("max_in_flight_bytes", &self.inner.max_in_flight_bytes)
             .finish_non_exhaustive()
     }
@@ -163,6 +310,9 @@ impl Producer {
         // Bounded: `send` waits here too when the dispatcher falls behind.
         let (tx, rx) = mpsc::channel(1024);
         let max_in_flight_bytes = config.max_in_flight_bytes.clamp(1, u32::MAX as usize);
+        let producer_id: Option<Arc<str>> =
+            config.idempotence.then(|| Arc::from(random_producer_id()));
+        let stats = Arc::new(Stats::default());
         let dispatcher = Dispatcher {
             transport: transport.clone(),
             counts: counts.clone(),
@@ -172,6 +322,8 @@ impl Producer {
                 linger: config.linger,
             },
             retry: config.retry,
+            producer_id: producer_id.clone(),
+            stats: stats.clone(),
         };
         // The task owns every in-flight send (a JoinSet) and ends by itself once all handles
         // are dropped and everything queued has been answered.
@@ -179,6 +331,8 @@ impl Producer {
         Self {
             inner: Arc::new(Inner {
                 transport,
+                producer_id,
+                stats,
                 commands: tx,
                 budget: Arc::new(Semaphore::new(max_in_flight_bytes)),
                 max_in_flight_bytes,
@@ -255,6 +409,18 @@ impl Producer {
             .await
             .map_err(|_| Error::ProducerClosed)?;
         rx.await.map_err(|_| Error::ProducerClosed)
+    }
+
+    /// The producer id its batches carry when it is idempotent (a partition may have moved on
+    /// to `<id>.<epoch>` after a batch was given up; see the [module docs](self)), or `None`
+    /// with [`idempotence(false)`](ProducerConfig::idempotence).
+    pub fn producer_id(&self) -> Option<&str> {
+        self.inner.producer_id.as_deref()
+    }
+
+    /// Counters since the producer was created: records acknowledged, resends, duplicates.
+    pub fn stats(&self) -> ProducerStats {
+        self.inner.stats.snapshot()
     }
 
     /// The number of partitions of `topic` (cached).

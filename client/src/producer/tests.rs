@@ -1,5 +1,6 @@
 //! The producer against a scripted in-memory transport: batching, placement, ordering,
-//! backpressure and, above all, which failures are retried.
+//! backpressure and, above all, which failures are retried, and how idempotent batches carry
+//! their producer id and sequences across retries.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,15 +9,36 @@ use std::time::Duration;
 
 use super::transport::{BoxFuture, Transport};
 use super::*;
+use crate::client::ProduceReply;
 use crate::error::Outcome;
 
-/// A log per partition in memory. Scripted errors are returned, in order, before any request
-/// is applied; `delay` slows every produce down.
+/// What the fake server does with the next request, instead of just applying it.
+enum Fault {
+    /// Answer with this error, without applying the request.
+    Refuse(Error),
+    /// Apply the request, then answer with this error (a reply lost after the write).
+    ApplyThenFail(Error),
+    /// Apply the request, then answer only after this long (longer than the client waits).
+    ApplyThenHang(Duration),
+}
+
+/// A batch the fake server remembers for deduplication, as the partition state machine does.
+#[derive(Clone, Copy)]
+struct Remembered {
+    sequence: u64,
+    count: u64,
+    base_offset: u64,
+}
+
+/// A log per partition in memory, with the server's idempotence rules (the last 5 batches per
+/// producer id and partition; a repeat gets its original offsets, a gap is refused). Scripted
+/// faults apply, in order, to the next requests; `delay` slows every produce down.
 #[derive(Default)]
 struct FakeServer {
     partitions: u32,
     logs: Mutex<HashMap<u32, Vec<serde_json::Value>>>,
-    scripted: Mutex<VecDeque<Error>>,
+    dedup: Mutex<HashMap<(u32, String), Vec<Remembered>>>,
+    scripted: Mutex<VecDeque<Fault>>,
     requests: Mutex<Vec<serde_json::Value>>,
     count_lookups: AtomicUsize,
     in_flight: Mutex<HashMap<u32, usize>>,
@@ -38,8 +60,12 @@ impl FakeServer {
             ..Self::default()
         })
     }
+    /// The next request is refused with `e` (not applied).
     fn script(&self, e: Error) {
-        self.scripted.lock().unwrap().push_back(e);
+        self.fault(Fault::Refuse(e));
+    }
+    fn fault(&self, f: Fault) {
+        self.scripted.lock().unwrap().push_back(f);
     }
     fn requests(&self) -> Vec<serde_json::Value> {
         self.requests.lock().unwrap().clone()
@@ -51,6 +77,77 @@ impl FakeServer {
             .get(&p)
             .cloned()
             .unwrap_or_default()
+    }
+    fn values(&self, p: u32) -> Vec<u64> {
+        self.log(p)
+            .iter()
+            .map(|r| r["value"].as_u64().unwrap())
+            .collect()
+    }
+
+    /// Applies one request to partition `p` as the server's state machine would.
+    fn apply(&self, p: u32, req: &serde_json::Value) -> Result<ProduceReply, Error> {
+        let records = req["records"].as_array().unwrap().clone();
+        let mut logs = self.logs.lock().unwrap();
+        let log = logs.entry(p).or_default();
+        let n = records.len() as u64;
+        let offsets = |base: u64| {
+            (0..n)
+                .map(|i| RecordOffset {
+                    partition: p,
+                    offset: base + i,
+                })
+                .collect()
+        };
+        if let Some(id) = req["producer_id"].as_str() {
+            let first = records[0]["sequence"].as_u64().expect("a sequence");
+            for (i, r) in records.iter().enumerate() {
+                assert_eq!(r["sequence"].as_u64(), Some(first + i as u64));
+            }
+            let mut dedup = self.dedup.lock().unwrap();
+            let seen = dedup.entry((p, id.to_string())).or_default();
+            if let Some(b) = seen.iter().find(|b| b.sequence == first && b.count == n) {
+                return Ok(ProduceReply {
+                    offsets: offsets(b.base_offset),
+                    duplicate: true,
+                });
+            }
+            if let Some(last) = seen.last() {
+                if first != last.sequence + last.count {
+                    return Err(Error::Server {
+                        status: 422,
+                        code: 42205,
+                        name: "out_of_order_sequence".into(),
+                        message: format!("expected {}", last.sequence + last.count),
+                        retriable: false,
+                        outcome: Some(Outcome::NotApplied),
+                        body: serde_json::json!({}),
+                    });
+                }
+            }
+            seen.push(Remembered {
+                sequence: first,
+                count: n,
+                base_offset: log.len() as u64,
+            });
+            if seen.len() > 5 {
+                seen.remove(0);
+            }
+        } else {
+            assert!(
+                records.iter().all(|r| r.get("sequence").is_none()),
+                "sequences without a producer id"
+            );
+        }
+        let base = log.len() as u64;
+        for r in records {
+            assert_eq!(r["partition"].as_u64(), Some(u64::from(p)));
+            log.push(r);
+        }
+        Ok(ProduceReply {
+            offsets: offsets(base),
+            duplicate: false,
+        })
     }
 }
 
@@ -64,12 +161,11 @@ impl Transport for FakeServer {
         &'a self,
         _topic: &'a str,
         body: bytes::Bytes,
-    ) -> BoxFuture<'a, Result<Vec<RecordOffset>, Error>> {
+    ) -> BoxFuture<'a, Result<ProduceReply, Error>> {
         Box::pin(async move {
             let req: serde_json::Value = serde_json::from_slice(&body).unwrap();
             self.requests.lock().unwrap().push(req.clone());
-            let records = req["records"].as_array().unwrap().clone();
-            let p = records[0]["partition"].as_u64().unwrap() as u32;
+            let p = req["records"][0]["partition"].as_u64().unwrap() as u32;
             {
                 let mut f = self.in_flight.lock().unwrap();
                 let n = f.entry(p).or_default();
@@ -79,22 +175,20 @@ impl Transport for FakeServer {
             }
             tokio::time::sleep(self.delay).await;
             *self.in_flight.lock().unwrap().get_mut(&p).unwrap() -= 1;
-            if let Some(e) = self.scripted.lock().unwrap().pop_front() {
-                return Err(e);
+            let fault = self.scripted.lock().unwrap().pop_front();
+            match fault {
+                None => self.apply(p, &req),
+                Some(Fault::Refuse(e)) => Err(e),
+                Some(Fault::ApplyThenFail(e)) => {
+                    self.apply(p, &req)?;
+                    Err(e)
+                }
+                Some(Fault::ApplyThenHang(d)) => {
+                    let reply = self.apply(p, &req);
+                    tokio::time::sleep(d).await;
+                    reply
+                }
             }
-            let mut logs = self.logs.lock().unwrap();
-            let log = logs.entry(p).or_default();
-            Ok(records
-                .into_iter()
-                .map(|r| {
-                    assert_eq!(r["partition"].as_u64(), Some(u64::from(p)));
-                    log.push(r);
-                    RecordOffset {
-                        partition: p,
-                        offset: log.len() as u64 - 1,
-                    }
-                })
-                .collect())
         })
     }
 }
@@ -116,6 +210,7 @@ fn fast_retry() -> RetryPolicy {
         max_attempts: 4,
         initial_backoff: Duration::from_millis(1),
         max_backoff: Duration::from_millis(5),
+        ..RetryPolicy::default()
     }
 }
 
@@ -298,14 +393,15 @@ async fn a_not_applied_error_is_retried_and_then_succeeds() {
 }
 
 #[tokio::test]
-async fn an_unknown_outcome_is_never_retried_and_reaches_the_caller() {
+async fn without_idempotence_an_unknown_outcome_is_never_retried_and_reaches_the_caller() {
     let server = FakeServer::new(1);
     server.script(server_error(
         "write_outcome_unknown",
         true,
         Outcome::Unknown,
     ));
-    let p = producer(&server, config());
+    let p = producer(&server, config().idempotence(false));
+    assert_eq!(p.producer_id(), None);
     let d1 = p.send("t", rec("k", 1)).await.unwrap();
     let d2 = p.send("t", rec("k", 2)).await.unwrap();
     for d in [d1, d2] {
@@ -320,10 +416,10 @@ async fn an_unknown_outcome_is_never_retried_and_reaches_the_caller() {
 }
 
 #[tokio::test]
-async fn a_transport_error_after_sending_is_not_retried() {
+async fn without_idempotence_a_transport_error_after_sending_is_not_retried() {
     let server = FakeServer::new(1);
     server.script(Error::Transport("connection reset".into()));
-    let p = producer(&server, config());
+    let p = producer(&server, config().idempotence(false));
     let e = p.send("t", rec("k", 1)).await.unwrap().await.unwrap_err();
     assert_eq!(e.outcome(), Outcome::Unknown);
     assert_eq!(server.requests().len(), 1);
@@ -398,11 +494,13 @@ async fn a_partial_failure_gives_committed_records_their_offsets() {
             {"partition": 0, "offset": null, "error_code": 50301, "error": "leader_not_available"}
         ]}),
     });
+    // Without idempotence: an idempotent producer would resend the batch (a batch has one
+    // partition, so the real server never answers it with a partial failure anyway).
     let p = producer(
         &server,
         ProducerConfig {
             linger: Duration::from_secs(3600),
-            ..config()
+            ..config().idempotence(false)
         },
     );
     let d1 = p.send("t", rec("k", 1)).await.unwrap();
@@ -469,9 +567,300 @@ fn encoded_batches_carry_the_partition_on_every_record() {
         bytes: pending.json.len(),
         records: vec![pending],
     };
-    let body = dispatcher::encode(&batch);
+    let body = dispatcher::encode(&batch, None);
     assert_eq!(
         std::str::from_utf8(&body).unwrap(),
         r#"{"records":[{"partition":4,"key":"a","value":1}]}"#
     );
+    let idempotence = dispatcher::Idempotence {
+        producer_id: "p-1".into(),
+        sequence: 7,
+    };
+    let body = dispatcher::encode(&batch, Some(&idempotence));
+    assert_eq!(
+        std::str::from_utf8(&body).unwrap(),
+        r#"{"producer_id":"p-1","records":[{"partition":4,"sequence":7,"key":"a","value":1}]}"#
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// Idempotence
+// ------------------------------------------------------------------------------------------
+
+/// `(producer_id, first sequence, record count)` of every request, in order.
+fn sequences(server: &FakeServer) -> Vec<(String, u64, usize)> {
+    server
+        .requests()
+        .iter()
+        .map(|r| {
+            let records = r["records"].as_array().unwrap();
+            (
+                r["producer_id"].as_str().unwrap_or("").to_string(),
+                records[0]["sequence"].as_u64().unwrap_or(u64::MAX),
+                records.len(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_producer_is_idempotent_by_default_with_a_random_uuid_like_id() {
+    let a = producer(&FakeServer::new(1), ProducerConfig::default());
+    let b = producer(&FakeServer::new(1), ProducerConfig::default());
+    let id = a.producer_id().expect("idempotent by default");
+    assert_eq!(id.len(), 36);
+    assert_eq!(id.matches('-').count(), 4);
+    assert_eq!(&id[14..15], "4", "version 4 layout");
+    assert_ne!(a.producer_id(), b.producer_id());
+}
+
+#[tokio::test]
+async fn batches_carry_the_producer_id_and_per_partition_sequences_that_advance_on_success() {
+    let server = FakeServer::new(2);
+    let p = producer(&server, config().batch_max_records(10));
+    let id = p.producer_id().unwrap().to_string();
+    let mut deliveries = Vec::new();
+    for n in 0..25u64 {
+        let r = rec("k", n).with_partition((n % 2) as u32);
+        deliveries.push(p.send("t", r).await.unwrap());
+    }
+    for d in deliveries {
+        d.await.unwrap();
+    }
+    let mut by_partition: HashMap<u32, Vec<(u64, usize)>> = HashMap::new();
+    for (r, (pid, seq, n)) in server.requests().iter().zip(sequences(&server)) {
+        assert_eq!(pid, id);
+        let part = r["records"][0]["partition"].as_u64().unwrap() as u32;
+        by_partition.entry(part).or_default().push((seq, n));
+    }
+    for (part, batches) in by_partition {
+        let mut next = 0;
+        for (seq, n) in batches {
+            assert_eq!(seq, next, "partition {part}: sequences are consecutive");
+            next += n as u64;
+        }
+        assert_eq!(next, server.log(part).len() as u64);
+    }
+}
+
+#[tokio::test]
+async fn plain_batches_carry_no_producer_id_or_sequence() {
+    let server = FakeServer::new(1);
+    let p = producer(&server, config().idempotence(false));
+    p.send("t", rec("k", 1)).await.unwrap().await.unwrap();
+    let req = &server.requests()[0];
+    assert!(req.get("producer_id").is_none());
+    assert!(req["records"][0].get("sequence").is_none());
+}
+
+#[tokio::test]
+async fn a_lost_reply_is_resent_with_the_same_sequence_and_the_duplicate_is_success() {
+    let server = FakeServer::new(1);
+    // The first batch is stored, but its reply is lost: the outcome is unknown.
+    server.fault(Fault::ApplyThenFail(server_error(
+        "write_outcome_unknown",
+        true,
+        Outcome::Unknown,
+    )));
+    let p = producer(
+        &server,
+        ProducerConfig {
+            linger: Duration::from_secs(3600),
+            ..config()
+        },
+    );
+    let d1 = p.send("t", rec("k", 1)).await.unwrap();
+    let d2 = p.send("t", rec("k", 2)).await.unwrap();
+    p.flush().await.unwrap();
+    assert_eq!(d1.await.unwrap().offset, 0, "the original offsets");
+    assert_eq!(d2.await.unwrap().offset, 1);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2, "sent, then resent once");
+    assert_eq!(requests[0], requests[1], "same producer id, same sequences");
+    assert_eq!(server.values(0), vec![1, 2], "stored once");
+    let stats = p.stats();
+    assert_eq!(stats.duplicate_batches, 1);
+    assert_eq!(stats.unknown_retries, 1);
+    // The next batch continues after the duplicate's sequences.
+    let d3 = p.send("t", rec("k", 3)).await.unwrap();
+    p.flush().await.unwrap();
+    d3.await.unwrap();
+    assert_eq!(sequences(&server)[2].1, 2);
+    assert_eq!(server.values(0), vec![1, 2, 3]);
+}
+
+#[tokio::test]
+async fn unknown_outcomes_of_every_kind_are_resent_when_idempotent() {
+    let server = FakeServer::new(1);
+    server.script(server_error("timeout", true, Outcome::Unknown));
+    server.fault(Fault::ApplyThenFail(Error::Transport(
+        "connection reset".into(),
+    )));
+    server.script(server_error(
+        "leader_not_available",
+        true,
+        Outcome::NotApplied,
+    ));
+    let p = producer(
+        &server,
+        config().retry(RetryPolicy {
+            max_attempts: 10,
+            ..fast_retry()
+        }),
+    );
+    let at = p.send("t", rec("k", 9)).await.unwrap().await.unwrap();
+    assert_eq!(at.offset, 0);
+    assert_eq!(server.values(0), vec![9]);
+    let seqs = sequences(&server);
+    assert_eq!(seqs.len(), 4);
+    assert!(seqs.windows(2).all(|w| w[0] == w[1]), "{seqs:?}");
+    assert_eq!(p.stats().duplicate_batches, 1);
+}
+
+#[tokio::test]
+async fn an_attempt_that_outlives_the_attempt_timeout_is_resent() {
+    let server = FakeServer::new(1);
+    server.fault(Fault::ApplyThenHang(Duration::from_secs(30)));
+    let p = producer(
+        &server,
+        config().retry(RetryPolicy {
+            attempt_timeout: Duration::from_millis(100),
+            ..fast_retry()
+        }),
+    );
+    let started = std::time::Instant::now();
+    let at = p.send("t", rec("k", 5)).await.unwrap().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(at.offset, 0);
+    assert_eq!(server.values(0), vec![5]);
+    assert_eq!(p.stats().duplicate_batches, 1);
+}
+
+#[tokio::test]
+async fn a_batch_refused_for_good_leaves_its_sequence_to_the_next_batch() {
+    let server = FakeServer::new(1);
+    let p = producer(&server, config());
+    p.send("t", rec("k", 1)).await.unwrap().await.unwrap();
+    server.script(Error::Server {
+        status: 413,
+        code: 41301,
+        name: "payload_too_large".into(),
+        message: "too big".into(),
+        retriable: false,
+        outcome: Some(Outcome::NotApplied),
+        body: serde_json::json!({}),
+    });
+    let e = p.send("t", rec("k", 2)).await.unwrap().await.unwrap_err();
+    assert_eq!(e.outcome(), Outcome::NotApplied);
+    p.send("t", rec("k", 3)).await.unwrap().await.unwrap();
+    let seqs = sequences(&server);
+    let id = p.producer_id().unwrap().to_string();
+    assert_eq!(
+        seqs,
+        vec![(id.clone(), 0, 1), (id.clone(), 1, 1), (id, 1, 1)],
+        "the refused batch's sequence is reused"
+    );
+    assert_eq!(server.values(0), vec![1, 3]);
+}
+
+#[tokio::test]
+async fn a_batch_given_up_with_an_unknown_outcome_moves_the_partition_to_a_fresh_producer_id() {
+    let server = FakeServer::new(1);
+    let p = producer(
+        &server,
+        config().retry(RetryPolicy {
+            max_attempts: 3,
+            ..fast_retry()
+        }),
+    );
+    let id = p.producer_id().unwrap().to_string();
+    p.send("t", rec("k", 1)).await.unwrap().await.unwrap();
+    // Stored, but no attempt learns it: the batch is given up with an unknown outcome.
+    server.fault(Fault::ApplyThenFail(server_error(
+        "write_outcome_unknown",
+        true,
+        Outcome::Unknown,
+    )));
+    for _ in 0..2 {
+        server.script(server_error(
+            "leader_not_available",
+            true,
+            Outcome::NotApplied,
+        ));
+    }
+    let e = p.send("t", rec("k", 2)).await.unwrap().await.unwrap_err();
+    assert_eq!(
+        e.outcome(),
+        Outcome::Unknown,
+        "a last not_applied does not undo an earlier unknown: {e}"
+    );
+    // The server now expects sequence 2, the producer cannot know it: a fresh id from 0.
+    p.send("t", rec("k", 3)).await.unwrap().await.unwrap();
+    let seqs = sequences(&server);
+    assert_eq!(seqs[1], (id.clone(), 1, 1));
+    assert_eq!(
+        seqs[3],
+        (id.clone(), 1, 1),
+        "the same sequence on every attempt"
+    );
+    assert_eq!(seqs[4], (format!("{id}.1"), 0, 1));
+    assert_eq!(
+        server.values(0),
+        vec![1, 2, 3],
+        "2 was stored once, 3 after it"
+    );
+    assert_eq!(p.stats().epochs_reset, 1);
+}
+
+#[tokio::test]
+async fn an_idempotent_partition_has_one_batch_in_flight_while_earlier_batches_retry() {
+    let server = FakeServer::with_delay(1, Duration::from_millis(2));
+    for _ in 0..3 {
+        server.fault(Fault::ApplyThenFail(server_error(
+            "timeout",
+            true,
+            Outcome::Unknown,
+        )));
+    }
+    let p = producer(
+        &server,
+        config().batch_max_records(5).retry(RetryPolicy {
+            max_attempts: 10,
+            ..fast_retry()
+        }),
+    );
+    let mut deliveries = Vec::new();
+    for n in 0..40u64 {
+        deliveries.push(p.send("t", rec("k", n)).await.unwrap());
+    }
+    for (n, d) in deliveries.into_iter().enumerate() {
+        assert_eq!(d.await.unwrap().offset, n as u64, "send order is log order");
+    }
+    assert_eq!(server.values(0), (0..40).collect::<Vec<_>>());
+    assert_eq!(server.max_in_flight_per_partition.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_out_of_order_refusal_moves_the_partition_to_a_fresh_producer_id() {
+    let server = FakeServer::new(1);
+    let p = producer(&server, config());
+    let id = p.producer_id().unwrap().to_string();
+    p.send("t", rec("k", 1)).await.unwrap().await.unwrap();
+    server.script(Error::Server {
+        status: 422,
+        code: 42205,
+        name: "out_of_order_sequence".into(),
+        message: "expected 7".into(),
+        retriable: false,
+        outcome: Some(Outcome::NotApplied),
+        body: serde_json::json!({}),
+    });
+    let e = p.send("t", rec("k", 2)).await.unwrap().await.unwrap_err();
+    assert_eq!(e.name(), Some("out_of_order_sequence"));
+    assert_eq!(e.outcome(), Outcome::NotApplied, "refused, not stored");
+    p.send("t", rec("k", 3)).await.unwrap().await.unwrap();
+    let seqs = sequences(&server);
+    assert_eq!(seqs[1], (id.clone(), 1, 1));
+    assert_eq!(seqs[2], (format!("{id}.1"), 0, 1), "not refused again");
+    assert_eq!(server.values(0), vec![1, 3]);
 }

@@ -4,9 +4,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::client::Client;
+use crate::client::{Client, ProduceReply};
 use crate::error::Error;
-use crate::types::RecordOffset;
 
 /// A boxed, sendable future (what an object-safe async trait method returns).
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -16,12 +15,13 @@ pub(crate) trait Transport: Send + Sync + 'static {
     /// The number of partitions of `topic`.
     fn partition_count<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<u32, Error>>;
 
-    /// Sends one produce request body (`{"records":[…]}`) and returns one offset per record.
+    /// Sends one produce request body (`{"records":[…]}`) and returns one offset per record,
+    /// and whether they are the original offsets of a batch stored before.
     fn produce<'a>(
         &'a self,
         topic: &'a str,
         body: bytes::Bytes,
-    ) -> BoxFuture<'a, Result<Vec<RecordOffset>, Error>>;
+    ) -> BoxFuture<'a, Result<ProduceReply, Error>>;
 }
 
 impl Transport for Client {
@@ -36,7 +36,7 @@ impl Transport for Client {
         &'a self,
         topic: &'a str,
         body: bytes::Bytes,
-    ) -> BoxFuture<'a, Result<Vec<RecordOffset>, Error>> {
-        Box::pin(self.produce_raw(topic, body))
+    ) -> BoxFuture<'a, Result<ProduceReply, Error>> {
+        Box::pin(self.produce_raw_reply(topic, body))
     }
 }

@@ -108,6 +108,44 @@ impl Cluster {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// The `host:port` of node `id` (1-based).
+    pub fn addr(&self, id: u64) -> String {
+        self.bootstrap
+            .split(',')
+            .nth((id - 1) as usize)
+            .expect("node id within the cluster")
+            .to_string()
+    }
+
+    /// Runs `scripts/cluster.sh ARGS --dir <this cluster>` and panics with its output when it
+    /// fails. Only the PIDs recorded in the cluster directory are signalled.
+    pub fn script(&self, args: &[&str]) -> String {
+        let out = Command::new(workspace().join("scripts/cluster.sh"))
+            .args(args)
+            .arg("--dir")
+            .arg(self.dir.path().join("cluster"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run scripts/cluster.sh");
+        assert!(
+            out.status.success(),
+            "cluster.sh {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `kill -9` of node `id` (`cluster.sh kill`).
+    pub fn kill(&self, id: u64) {
+        self.script(&["kill", &id.to_string()]);
+    }
+
+    /// Starts node `id` again and waits until it is ready (`cluster.sh restart`).
+    pub fn restart(&self, id: u64) {
+        self.script(&["restart", &id.to_string(), "--timeout", "90"]);
+    }
 }
 
 impl Drop for Cluster {

@@ -10,7 +10,8 @@ use serde_json::json;
 use crate::error::{ApiError, ErrorCode};
 use crate::node::Node;
 
-/// `GET /v1/cluster`: nodes, the metadata leader, and every partition's leader and replicas.
+/// `GET /v1/cluster`: nodes, the metadata leader, and every partition's leader, replicas and
+/// (from its leader) each follower's replication lag.
 pub async fn cluster(State(node): State<Node>) -> impl IntoResponse {
     let meta = node.metadata();
     let nodes: Vec<_> = node
@@ -35,7 +36,8 @@ pub async fn cluster(State(node): State<Node>) -> impl IntoResponse {
         .zip(statuses)
         .map(|((t, i, p), s)| {
             json!({"topic": t, "partition": i, "leader": s.leader, "replicas": p.replicas,
-                   "high_watermark": s.high_watermark, "log_start_offset": s.log_start_offset})
+                   "high_watermark": s.high_watermark, "log_start_offset": s.log_start_offset,
+                   "replicas_lag": s.replicas_lag})
         })
         .collect();
     Json(json!({

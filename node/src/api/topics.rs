@@ -88,6 +88,7 @@ pub async fn describe(node: &Node, topic: &TopicMeta) -> TopicDescription {
                 replicas: p.replicas.clone(),
                 high_watermark: s.high_watermark,
                 log_start_offset: s.log_start_offset,
+                replicas_lag: s.replicas_lag,
             })
             .collect(),
     }

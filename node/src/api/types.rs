@@ -6,6 +6,8 @@ use raft_store::NodeId;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
+use crate::partition::ReplicaLag;
+
 /// `POST /v1/topics`.
 #[derive(Debug, Deserialize)]
 pub struct CreateTopicRequest {
@@ -35,6 +37,10 @@ pub struct PartitionDescription {
     pub high_watermark: u64,
     /// First readable offset.
     pub log_start_offset: u64,
+    /// Each follower's replication lag, from the partition leader; `null` when no leader
+    /// answered.
+    #[serde(default)]
+    pub replicas_lag: Option<Vec<ReplicaLag>>,
 }
 
 /// `PATCH /v1/topics/{t}/configs`: configs to set; a `null` value resets one to its default.

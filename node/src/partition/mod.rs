@@ -80,7 +80,7 @@ pub struct TimestampOffset {
 }
 
 /// One replica's view of a partition.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PartitionStatus {
     /// The leader, as this replica knows it.
     pub leader: Option<NodeId>,
@@ -88,6 +88,24 @@ pub struct PartitionStatus {
     pub high_watermark: u64,
     /// Log start offset.
     pub log_start_offset: u64,
+    /// How far each other replica is behind the leader. Only the leader knows it: `None`
+    /// from any other replica.
+    pub replicas_lag: Option<Vec<ReplicaLag>>,
+}
+
+/// A follower's replication progress, as its leader sees it (openraft's replication metrics).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReplicaLag {
+    /// The replica's node.
+    pub node: NodeId,
+    /// The last Raft log index the replica is known to hold, `None` when nothing yet.
+    pub matched_index: Option<u64>,
+    /// Raft log entries the replica is behind the leader's last log index. A produce request
+    /// is one entry per partition it touches, whatever its record count.
+    pub lag: u64,
+    /// Milliseconds since the replica last acknowledged a heartbeat or an append; `None` when
+    /// the leader's metrics hold no acknowledgement for it.
+    pub last_ack_ms: Option<u64>,
 }
 
 /// The partitions open on this node.
@@ -132,19 +150,61 @@ impl Registry {
     }
 }
 
+/// Every follower's lag from a leader's metrics; `None` unless the metrics are a leader's.
+fn replicas_lag(m: &openraft::RaftMetrics<raft_store::TypeConfig>) -> Option<Vec<ReplicaLag>> {
+    use openraft::Instant as _;
+    if m.current_leader != Some(m.id) {
+        return None;
+    }
+    let replication = m.replication.as_ref()?;
+    let last = m.last_log_index;
+    Some(
+        replication
+            .iter()
+            .filter(|(node, _)| **node != m.id)
+            .map(|(node, matched)| {
+                let matched_index = matched.as_ref().map(|l| l.index());
+                let lag = match (last, matched_index) {
+                    (Some(last), Some(at)) => last.saturating_sub(at),
+                    (Some(last), None) => last + 1,
+                    (None, _) => 0,
+                };
+                let last_ack_ms = m
+                    .heartbeat
+                    .as_ref()
+                    .and_then(|h| h.get(node))
+                    .and_then(|t| t.as_ref())
+                    .map(|t| t.elapsed().as_millis() as u64);
+                ReplicaLag {
+                    node: *node,
+                    matched_index,
+                    lag,
+                    last_ack_ms,
+                }
+            })
+            .collect(),
+    )
+}
+
 impl PartitionHandle {
     /// The leader this replica believes in. Reads the metrics without holding the borrow.
     pub fn current_leader(&self) -> Option<NodeId> {
         self.raft.metrics().borrow_watched().current_leader
     }
 
-    /// This replica's status.
+    /// This replica's status, with every follower's lag when this replica leads.
     pub fn status(&self) -> PartitionStatus {
         let p = *self.progress.borrow();
+        // Copy what is needed out of the metrics; the borrow ends with this statement.
+        let (leader, replicas_lag) = {
+            let m = self.raft.metrics().borrow_watched().clone();
+            (m.current_leader, replicas_lag(&m))
+        };
         PartitionStatus {
-            leader: self.current_leader(),
+            leader,
             high_watermark: p.high_watermark,
             log_start_offset: p.log_start_offset,
+            replicas_lag,
         }
     }
 

@@ -5,17 +5,36 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use raftka_client::Client;
+use raftka_client::{Client, ClusterPartition, ReplicaLag};
 use serde_json::json;
 
 use crate::output::{colored, ids, Color, Out, Table};
 
 #[derive(Subcommand)]
 pub enum ClusterCommand {
-    /// Nodes (alive or not), how many partitions each leads and holds, and the partitions that
-    /// have no leader right now. Exit code 0 even when something is unhealthy; scripts read
-    /// --output json.
-    Status,
+    /// Nodes (alive or not), how many partitions each leads and holds, the partitions that
+    /// have no leader right now, and the replicas lagging behind their leader. Exit code 0 even
+    /// when something is unhealthy; scripts read --output json.
+    #[command(after_help = "\
+Lag is counted in Raft log entries (one per produce request and partition, whatever its record
+count), as the partition leader sees it; a replica is listed as lagging when its lag is above
+--lag-threshold. Under load, followers are often a few entries behind for a moment.
+
+Examples:
+  raftka cluster status
+  raftka cluster status --lag-threshold 100
+  raftka cluster status --output json")]
+    Status {
+        /// List a replica as lagging when it is more than this many log entries behind.
+        #[arg(long, default_value_t = 0)]
+        lag_threshold: u64,
+    },
+}
+
+/// A replica behind its partition leader.
+struct Lagging<'a> {
+    partition: &'a ClusterPartition,
+    lag: &'a ReplicaLag,
 }
 
 #[derive(Default)]
@@ -25,7 +44,7 @@ struct NodeLoad {
 }
 
 pub async fn run(client: &Client, cmd: ClusterCommand, out: &Out) -> anyhow::Result<ExitCode> {
-    let ClusterCommand::Status = cmd;
+    let ClusterCommand::Status { lag_threshold } = cmd;
     let state = client.cluster().await.context("cluster status")?;
     let mut load: BTreeMap<u64, NodeLoad> = state
         .nodes
@@ -33,6 +52,9 @@ pub async fn run(client: &Client, cmd: ClusterCommand, out: &Out) -> anyhow::Res
         .map(|n| (n.id, NodeLoad::default()))
         .collect();
     let mut leaderless = Vec::new();
+    let mut lagging = Vec::new();
+    // Partitions whose leader answered without lag figures (a server that predates them).
+    let mut lag_unknown = 0usize;
     let mut topics = BTreeSet::new();
     for p in &state.partitions {
         topics.insert(p.topic.as_str());
@@ -42,6 +64,15 @@ pub async fn run(client: &Client, cmd: ClusterCommand, out: &Out) -> anyhow::Res
         match p.leader {
             Some(l) => load.entry(l).or_default().leaders += 1,
             None => leaderless.push(p),
+        }
+        match (&p.replicas_lag, p.leader) {
+            (Some(lags), _) => lagging.extend(
+                lags.iter()
+                    .filter(|l| l.lag > lag_threshold)
+                    .map(|lag| Lagging { partition: p, lag }),
+            ),
+            (None, Some(_)) => lag_unknown += 1,
+            (None, None) => {}
         }
     }
     let alive = state.nodes.iter().filter(|n| n.alive).count();
@@ -60,6 +91,14 @@ pub async fn run(client: &Client, cmd: ClusterCommand, out: &Out) -> anyhow::Res
             .iter()
             .map(|p| json!({"topic": p.topic, "partition": p.partition, "replicas": p.replicas}))
             .collect();
+        let behind: Vec<_> = lagging
+            .iter()
+            .map(|l| {
+                json!({"topic": l.partition.topic, "partition": l.partition.partition,
+                       "leader": l.partition.leader, "node": l.lag.node, "lag": l.lag.lag,
+                       "matched_index": l.lag.matched_index, "last_ack_ms": l.lag.last_ack_ms})
+            })
+            .collect();
         out.print_json(&json!({
             "answered_by": state.node_id,
             "metadata_leader": state.metadata_leader,
@@ -67,6 +106,8 @@ pub async fn run(client: &Client, cmd: ClusterCommand, out: &Out) -> anyhow::Res
             "topics": topics.len(),
             "partitions": state.partitions.len(),
             "partitions_without_leader": without,
+            "lag_threshold": lag_threshold,
+            "replicas_lagging": behind,
         }));
         return Ok(ExitCode::SUCCESS);
     }
@@ -116,5 +157,51 @@ pub async fn run(client: &Client, cmd: ClusterCommand, out: &Out) -> anyhow::Res
         }
         table.print(out);
     }
+    println!(
+        "{} replica(s) more than {lag_threshold} log entries behind their leader{}",
+        if lagging.is_empty() {
+            out.paint("0", Color::Green)
+        } else {
+            out.paint(&lagging.len().to_string(), Color::Red)
+        },
+        if lag_unknown > 0 {
+            format!(" (lag not reported for {lag_unknown} partition(s))")
+        } else {
+            String::new()
+        }
+    );
+    if !lagging.is_empty() {
+        let mut table = Table::new(vec![
+            "TOPIC",
+            "PARTITION",
+            "LEADER",
+            "REPLICA",
+            "LAG",
+            "LAST_ACK",
+        ]);
+        for l in &lagging {
+            table.row(vec![
+                l.partition.topic.as_str().into(),
+                l.partition.partition.to_string().into(),
+                l.partition
+                    .leader
+                    .map_or("-".to_string(), |n| n.to_string())
+                    .into(),
+                l.lag.node.to_string().into(),
+                l.lag.lag.to_string().into(),
+                last_ack(l.lag.last_ack_ms).into(),
+            ]);
+        }
+        table.print(out);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// "350 ms ago", "12.0 s ago", or "never".
+pub fn last_ack(ms: Option<u64>) -> String {
+    match ms {
+        None => "never".into(),
+        Some(ms) if ms < 10_000 => format!("{ms} ms ago"),
+        Some(ms) => format!("{:.1} s ago", ms as f64 / 1000.0),
+    }
 }

@@ -20,6 +20,7 @@ use output::{paint, Color, ColorChoice, Format, Out};
 const AFTER_HELP: &str = "\
 Examples:
   raftka topic create orders --partitions 6
+  raftka topic alter orders --config retention.ms=259200000
   seq 1 1000 | raftka produce orders
   raftka produce orders --file users.txt --key-separator :
   raftka consume orders --partition 0 --offset earliest --max 10
@@ -70,7 +71,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create, list, describe and delete topics.
+    /// Create, list, describe, alter (configs) and delete topics.
     #[command(subcommand)]
     Topic(topic::TopicCommand),
     /// Produce one record per line of stdin (or --file).

@@ -49,7 +49,9 @@ Examples:
   raftka produce orders --partition 2 --file orders.txt
 
 Empty lines are skipped. Records with the same key go to the same partition (Kafka's murmur2
-partitioner) in line order. A summary is printed at the end; the exit code is 1 when any
+partitioner) in line order. The producer is idempotent (--idempotence on): it resends a batch
+after a timeout or a leader change without ever storing it twice, for up to 30 s. A summary is
+printed at the end; the exit code is 1 when any
 record was not stored, and the first errors say whether those records may have been stored
 anyway (outcome unknown) or definitely were not (not_applied).")]
 pub struct ProduceArgs {
@@ -80,6 +82,27 @@ pub struct ProduceArgs {
     /// A batch is sent once it holds this many bytes of records.
     #[arg(long, default_value_t = 512 * 1024)]
     pub batch_bytes: usize,
+    /// Idempotent produce: batches carry a producer id and sequences, so resends after a
+    /// timeout or a leader change never store a record twice. `off` resends only batches the
+    /// server definitely did not write.
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    pub idempotence: OnOff,
+}
+
+/// A switch given as `on` or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    /// Enabled.
+    On,
+    /// Disabled.
+    Off,
+}
+
+impl OnOff {
+    /// `true` for `on`.
+    pub fn is_on(self) -> bool {
+        self == OnOff::On
+    }
 }
 
 /// Outcome counters shared by the reader, the collector and the progress bar.
@@ -121,11 +144,10 @@ pub async fn run(client: Client, a: ProduceArgs, out: &Out) -> anyhow::Result<Ex
     };
     let producer = Producer::new(
         client,
-        ProducerConfig {
-            linger: Duration::from_millis(a.linger_ms),
-            batch_max_bytes: a.batch_bytes,
-            ..ProducerConfig::default()
-        },
+        ProducerConfig::default()
+            .linger(Duration::from_millis(a.linger_ms))
+            .batch_max_bytes(a.batch_bytes)
+            .idempotence(a.idempotence.is_on()),
     );
     // Fail early, with the server's own error, when the topic does not exist.
     producer
@@ -344,6 +366,7 @@ mod tests {
             progress: Progress::Never,
             linger_ms: 5,
             batch_bytes: 1024,
+            idempotence: OnOff::On,
         }
     }
 

@@ -1,13 +1,13 @@
-//! `raftka topic create|list|describe|delete`.
+//! `raftka topic create|list|describe|alter|delete`.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use raftka_client::{Client, TopicDescription};
+use raftka_client::{Client, PartitionInfo, TopicDescription};
 use serde_json::json;
 
-use crate::output::{colored, ids, Color, Out, Table};
+use crate::output::{colored, ids, Cell, Color, Out, Table};
 use crate::usage;
 
 #[derive(Subcommand)]
@@ -35,10 +35,31 @@ pub enum TopicCommand {
     /// List topics with their partition count and replication factor.
     List,
     /// Show a topic's configs and, per partition, its leader, replicas, high watermark
-    /// (the next offset) and log start offset.
+    /// (the next offset), log start offset, and the replicas behind the leader
+    /// (LAGGING: node:entries; `-` none, `?` unknown because no leader answered).
     Describe {
         /// Topic name.
         name: String,
+    },
+    /// Change a topic's configs: set some (--config KEY=VALUE), reset others to their default
+    /// (--delete-config KEY). All or nothing; prints the topic as describe does.
+    #[command(after_help = "\
+Examples:
+  raftka topic alter orders --config retention.ms=259200000
+  raftka topic alter orders --config retention.bytes=1073741824 --delete-config max.message.bytes
+
+Configs: retention.ms (-1: forever), retention.bytes (per partition, -1: unlimited),
+max.message.bytes, cleanup.policy (delete). New retention values apply at the next retention
+check.")]
+    Alter {
+        /// Topic name.
+        name: String,
+        /// Config KEY=VALUE to set; repeatable.
+        #[arg(long = "config", short = 'c', value_name = "KEY=VALUE")]
+        configs: Vec<String>,
+        /// Config KEY to reset to its default; repeatable.
+        #[arg(long = "delete-config", short = 'd', value_name = "KEY")]
+        delete_configs: Vec<String>,
     },
     /// Delete a topic and all its records. There is no undo.
     Delete {
@@ -55,13 +76,7 @@ pub async fn run(client: &Client, cmd: TopicCommand, out: &Out) -> anyhow::Resul
             replication_factor,
             configs,
         } => {
-            let mut pairs = Vec::new();
-            for c in configs {
-                match c.split_once('=') {
-                    Some((k, v)) if !k.is_empty() => pairs.push((k.to_string(), v.to_string())),
-                    _ => return usage(format!("--config expects KEY=VALUE, got '{c}'")),
-                }
-            }
+            let pairs = config_pairs(&configs)?;
             let t = client
                 .create_topic_with_configs(&name, partitions, replication_factor, &pairs)
                 .await
@@ -118,6 +133,46 @@ pub async fn run(client: &Client, cmd: TopicCommand, out: &Out) -> anyhow::Resul
                 print_partitions(&t, out);
             }
         }
+        TopicCommand::Alter {
+            name,
+            configs,
+            delete_configs,
+        } => {
+            let pairs = config_pairs(&configs)?;
+            if pairs.is_empty() && delete_configs.is_empty() {
+                return usage("topic alter needs at least one --config or --delete-config");
+            }
+            if let Some(k) = delete_configs.iter().find(|k| k.is_empty()) {
+                return usage(format!("--delete-config expects a config name, got '{k}'"));
+            }
+            if let Some((k, _)) = pairs.iter().find(|(k, _)| delete_configs.contains(k)) {
+                return usage(format!("{k} is both set and deleted"));
+            }
+            let t = client
+                .alter_topic_configs(&name, &pairs, &delete_configs)
+                .await
+                .with_context(|| format!("alter topic {name}"))?;
+            if out.json() {
+                out.print_json(&serde_json::to_value(&t)?);
+            } else {
+                let mut changes: Vec<String> =
+                    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                changes.extend(
+                    delete_configs
+                        .iter()
+                        .map(|k| format!("{k} reset to default")),
+                );
+                println!("altered topic {}: {}", t.name, changes.join(", "));
+                if t.configs.is_empty() {
+                    println!("configs: (all defaults)");
+                } else {
+                    let configs: Vec<String> =
+                        t.configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    println!("configs: {}", configs.join(", "));
+                }
+                print_partitions(&t, out);
+            }
+        }
         TopicCommand::Delete { name } => {
             client
                 .delete_topic(&name)
@@ -133,6 +188,18 @@ pub async fn run(client: &Client, cmd: TopicCommand, out: &Out) -> anyhow::Resul
     Ok(ExitCode::SUCCESS)
 }
 
+/// `--config KEY=VALUE` arguments as pairs.
+fn config_pairs(configs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    for c in configs {
+        match c.split_once('=') {
+            Some((k, v)) if !k.is_empty() => pairs.push((k.to_string(), v.to_string())),
+            _ => return usage(format!("--config expects KEY=VALUE, got '{c}'")),
+        }
+    }
+    Ok(pairs)
+}
+
 fn print_partitions(t: &TopicDescription, out: &Out) {
     let mut table = Table::new(vec![
         "PARTITION",
@@ -140,6 +207,7 @@ fn print_partitions(t: &TopicDescription, out: &Out) {
         "REPLICAS",
         "HIGH_WATERMARK",
         "LOG_START",
+        "LAGGING",
     ]);
     for p in &t.partitions {
         table.row(vec![
@@ -151,7 +219,28 @@ fn print_partitions(t: &TopicDescription, out: &Out) {
             ids(&p.replicas).into(),
             p.high_watermark.to_string().into(),
             p.log_start_offset.to_string().into(),
+            lagging(p),
         ]);
     }
     table.print(out);
+}
+
+/// The replicas behind the leader as `node:entries` (`-` when none, `?` when the leader did not
+/// say).
+fn lagging(p: &PartitionInfo) -> Cell {
+    match &p.replicas_lag {
+        None => "?".into(),
+        Some(lags) => {
+            let behind: Vec<String> = lags
+                .iter()
+                .filter(|l| l.lag > 0)
+                .map(|l| format!("{}:{}", l.node, l.lag))
+                .collect();
+            if behind.is_empty() {
+                "-".into()
+            } else {
+                colored(behind.join(","), Color::Red)
+            }
+        }
+    }
 }
