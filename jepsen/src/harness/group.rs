@@ -59,6 +59,8 @@ struct Member {
     owned: Vec<u32>,
     revoking: Vec<u32>,
     last_heartbeat: Instant,
+    /// A commit was refused as `fenced`: heartbeat at the next step for the new generation.
+    stale: bool,
 }
 
 /// The parts of a join, heartbeat or release reply the client uses.
@@ -188,6 +190,7 @@ impl<'s, 'a> GroupClient<'s, 'a> {
                     owned: view.owned,
                     revoking: view.revoking,
                     last_heartbeat: Instant::now(),
+                    stale: false,
                 });
             }
         }
@@ -219,6 +222,7 @@ impl<'s, 'a> GroupClient<'s, 'a> {
                     m.owned = view.owned;
                     m.revoking = view.revoking;
                     m.last_heartbeat = Instant::now();
+                    m.stale = false;
                 }
             }
             // The group forgot us (session expired, or we were removed): join again.
@@ -269,6 +273,11 @@ impl<'s, 'a> GroupClient<'s, 'a> {
             Err(e) => write_failure(Err(&e), node),
         };
         let ok = matches!(outcome, Outcome::Ok(_));
+        let fenced = matches!(&outcome, Outcome::Fail(d) if d["error"] == "fenced");
+        if let (true, Some(m)) = (fenced, self.member.as_mut()) {
+            // As the API asks: heartbeat for the new generation (the commit is not retried).
+            m.stale = true;
+        }
         let done = |q: &mut QueueClient<'s, 'a>| q.complete(Function::Commit, outcome);
         if !self.retired_by(done) && ok {
             self.committed.insert(p, offset);
@@ -374,7 +383,7 @@ impl<'s, 'a> GroupClient<'s, 'a> {
         let Some(m) = &self.member else {
             return;
         };
-        if m.last_heartbeat.elapsed() < HEARTBEAT_EVERY && m.revoking.is_empty() {
+        if m.last_heartbeat.elapsed() < HEARTBEAT_EVERY && m.revoking.is_empty() && !m.stale {
             return;
         }
         let node = rng.below(self.shared().nodes.len() as u64) as usize;
@@ -425,23 +434,25 @@ impl<'s, 'a> GroupClient<'s, 'a> {
             return;
         }
         let s = self.shared();
-        match rng.below(100) {
-            0..=39 => {
+        // Per mille: leaving and crashing are rare, as every membership change rebalances the
+        // whole group (and `info` outcomes retire members on top).
+        match rng.below(1000) {
+            0..=399 => {
                 let p = rng.below(u64::from(s.partitions)) as u32;
                 self.retired_by(|q| q.send(node, p));
             }
-            40..=79 if self.q.has_assignment() => {
+            400..=799 if self.q.has_assignment() => {
                 self.retired_by(|q| q.poll(node));
             }
-            40..=79 => {
+            400..=799 => {
                 let p = rng.below(u64::from(s.partitions)) as u32;
                 self.retired_by(|q| q.send(node, p));
             }
-            80..=97 => {
+            800..=993 => {
                 let parts = self.q.assignment().to_vec();
                 self.commit_progress(rng, &parts);
             }
-            98 => {
+            994..=996 => {
                 let parts = self.q.assignment().to_vec();
                 self.commit_progress(rng, &parts);
                 self.leave(node);
@@ -461,15 +472,16 @@ impl<'s, 'a> GroupClient<'s, 'a> {
             self.q.assign(&parts, true);
             return;
         }
-        match rng.below(100) {
-            0..=29 => {
+        // Per mille, like the group workload.
+        match rng.below(1000) {
+            0..=299 => {
                 let p = rng.below(u64::from(s.partitions)) as u32;
                 self.retired_by(|q| q.send(node, p));
             }
-            30..=44 => {
+            300..=449 => {
                 self.retired_by(|q| q.poll(node));
             }
-            45..=69 => {
+            450..=699 => {
                 let owned = self
                     .member
                     .as_ref()
@@ -489,11 +501,11 @@ impl<'s, 'a> GroupClient<'s, 'a> {
                 let offset = rng.range(0, end);
                 self.commit(node, p, offset);
             }
-            70..=95 => {
+            700..=993 => {
                 let p = rng.below(u64::from(s.partitions)) as u32;
                 self.fetch_committed(node, p);
             }
-            96..=97 => self.leave(node),
+            994..=996 => self.leave(node),
             _ => {
                 self.q.crash();
                 self.abandon();
@@ -506,6 +518,157 @@ impl<'s, 'a> GroupClient<'s, 'a> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::harness::recorder::Recorder;
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpListener};
+    use std::sync::atomic::AtomicI64;
+    use std::sync::Mutex;
+
+    /// A server that answers one request with `reply`.
+    fn serve_once(reply: String) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(reply.as_bytes());
+        });
+        addr
+    }
+
+    fn reply(status: u16, body: &Json) -> String {
+        let b = body.to_string();
+        format!(
+            "HTTP/1.1 {status} X\r\ncontent-length: {}\r\n\r\n{b}",
+            b.len()
+        )
+    }
+
+    fn refused() -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        addr
+    }
+
+    /// Runs `op` on a member of a one-node cluster at `addr` and returns the completion type
+    /// it recorded and the process afterwards.
+    fn completion(addr: SocketAddr, op: impl FnOnce(&mut GroupClient<'_, '_>)) -> (String, u64) {
+        let dir = std::env::temp_dir().join(format!(
+            "raftka-jepsen-group-test-{}-{}",
+            std::process::id(),
+            addr.port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("history.jsonl");
+        let recorder = Recorder::create(&path, Instant::now()).unwrap();
+        let t = http::Timeouts {
+            connect: Duration::from_millis(500),
+            total: Duration::from_secs(2),
+        };
+        let shared = Shared {
+            recorder: &recorder,
+            nodes: vec![addr],
+            topic: "jepsen".into(),
+            partitions: 3,
+            next_value: AtomicI64::new(0),
+            max_offset: Mutex::new(BTreeMap::new()),
+            send_timeouts: t,
+            fetch_timeouts: t,
+            max_records: 10,
+        };
+        let mut c = GroupClient::new(&shared, 0, 8, Mode::Offsets);
+        c.member = Some(Member {
+            id: "m-1".into(),
+            generation: 3,
+            owned: vec![0],
+            revoking: vec![],
+            last_heartbeat: Instant::now(),
+            stale: false,
+        });
+        op(&mut c);
+        let process = c.q.process;
+        recorder.flush();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let last: Json = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        (last["type"].as_str().unwrap().to_owned(), process)
+    }
+
+    fn error_body(error: &str, outcome: Option<&str>) -> Json {
+        let mut j = json!({"error_code": 1, "error": error, "message": "m", "retriable": false});
+        if let Some(o) = outcome {
+            j["outcome"] = json!(o);
+        }
+        j
+    }
+
+    #[test]
+    fn commit_outcomes_follow_the_error_body() {
+        let ok = serve_once(reply(200, &json!({"committed": 1})));
+        assert_eq!(
+            completion(ok, |c| assert!(c.commit(0, 0, 5))),
+            ("ok".into(), 0)
+        );
+        for (status, error) in [
+            (409, "fenced"),
+            (409, "partition_not_assigned"),
+            (503, "not_leader"),
+        ] {
+            let addr = serve_once(reply(status, &error_body(error, Some("not_applied"))));
+            assert_eq!(
+                completion(addr, |c| assert!(!c.commit(0, 0, 5))),
+                ("fail".into(), 0)
+            );
+        }
+        // Unknown outcome, or none stated: the commit may have happened; the process retires.
+        for body in [
+            error_body("write_outcome_unknown", Some("unknown")),
+            error_body("internal", None),
+        ] {
+            let addr = serve_once(reply(503, &body));
+            assert_eq!(
+                completion(addr, |c| assert!(!c.commit(0, 0, 5))),
+                ("info".into(), 8)
+            );
+        }
+        assert_eq!(
+            completion(refused(), |c| assert!(!c.commit(0, 0, 5))),
+            ("fail".into(), 0)
+        );
+        let truncated = serve_once("HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\n{}".into());
+        assert_eq!(
+            completion(truncated, |c| assert!(!c.commit(0, 0, 5))),
+            ("info".into(), 8)
+        );
+    }
+
+    #[test]
+    fn committed_offset_reads_are_ok_fail_or_info() {
+        let body = json!({"group": "g", "generation": 3,
+                          "offsets": [{"topic": "jepsen", "partition": 1, "offset": 9}]});
+        let addr = serve_once(reply(200, &body));
+        let (kind, _) = completion(addr, |c| assert_eq!(c.fetch_committed(0, 1), Some(Some(9))));
+        assert_eq!(kind, "ok");
+        let addr = serve_once(reply(200, &body));
+        let (kind, _) = completion(addr, |c| assert_eq!(c.fetch_committed(0, 2), Some(None)));
+        assert_eq!(kind, "ok");
+        let addr = serve_once(reply(503, &error_body("leader_not_available", None)));
+        assert_eq!(
+            completion(addr, |c| assert_eq!(c.fetch_committed(0, 1), None)),
+            ("fail".into(), 0)
+        );
+        assert_eq!(
+            completion(refused(), |c| assert_eq!(c.fetch_committed(0, 1), None)),
+            ("fail".into(), 0)
+        );
+        let truncated = serve_once("HTTP/1.1 200 OK\r\ncontent-length: 50\r\n\r\n{}".into());
+        assert_eq!(
+            completion(truncated, |c| assert_eq!(c.fetch_committed(0, 1), None)),
+            ("info".into(), 8)
+        );
+    }
 
     #[test]
     fn view_keeps_only_the_topic_and_sorts() {
