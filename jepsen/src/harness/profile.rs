@@ -53,6 +53,13 @@ const LOAD: Load = Load {
     rate: 60,
 };
 
+/// Canary cells: more clients and requests, so that more of them meet an isolated leader
+/// within its lease.
+const CANARY_LOAD: Load = Load {
+    clients: 12,
+    rate: 100,
+};
+
 fn cell(
     bin: &Path,
     workload: Workload,
@@ -145,6 +152,7 @@ pub fn canary(name: &str, bin: &Path) -> Option<CellSpec> {
     let (_, nemesis) = CANARIES.iter().find(|(c, _)| *c == name)?;
     let mut spec = cell(bin, Workload::Queue, nemesis, 60, CANARY_TIMING)?;
     spec.name = format!("canary-{name}/{nemesis}");
+    spec.load = CANARY_LOAD;
     Some(spec)
 }
 

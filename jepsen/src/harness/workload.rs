@@ -145,6 +145,7 @@ pub fn final_reads(shared: &Shared<'_>, nodes: usize, timeout: Duration) -> Fina
             }
             client.poll_with(node % nodes, true);
             node += 1;
+            let before = reached;
             reached = client.position(p).unwrap_or(reached);
             if let Some(hw) = client.last_high_watermark(p) {
                 target = target.max(hw);
@@ -158,6 +159,9 @@ pub fn final_reads(shared: &Shared<'_>, nodes: usize, timeout: Duration) -> Fina
             }
             if client.last_poll_failed() {
                 std::thread::sleep(Duration::from_millis(250));
+            } else if reached == before {
+                // No progress (the target lies beyond what the cluster holds): do not spin.
+                std::thread::sleep(Duration::from_millis(100));
             }
         }
         out.reached.insert(p, (reached, target));
