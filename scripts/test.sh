@@ -15,7 +15,7 @@ echo "== cargo test"
 cargo test --workspace --locked -- --test-threads="${RAFTKA_TEST_THREADS:-2}"
 
 # The short fault run (STYLE.md: "then a short fault run"): real nodes in network namespaces,
-# about 5 minutes. It reuses the dev build above (jepsen/run builds the same selection, so
+# about 4 minutes. It reuses the dev build above (jepsen/run builds the same selection, so
 # nothing recompiles) and removes everything it created: namespaces, nft rules, qdiscs, node
 # processes, and with --clean its results directory when every cell passed (kept otherwise, for
 # the histories and node logs). It needs root for the namespaces.
