@@ -25,7 +25,7 @@ use super::nemesis::{self, Nemesis, NemesisSpec, Timing};
 use super::recorder::Recorder;
 use super::rng::Rng;
 use super::topology::Topology;
-use super::workload::{self, Load};
+use super::workload::{self, Load, Workload};
 use crate::checker::{check, CheckConfig, Report, Verdict};
 use crate::history::read_jsonl;
 
@@ -37,6 +37,8 @@ pub const TOPIC: &str = "jepsen";
 pub struct CellSpec {
     /// `workload/nemesis`, or `canary-<name>/nemesis`.
     pub name: String,
+    /// What the clients do.
+    pub workload: Workload,
     /// The nemesis.
     pub nemesis: NemesisSpec,
     /// How long clients run (the final phase comes after).
@@ -281,7 +283,7 @@ fn run_phases(
             n.run(&steps, start);
             n.errors
         });
-        workload::run_queue(&shared, spec.load, seed, deadline);
+        workload::run(&shared, spec.workload, spec.load, seed, deadline);
         nemesis
             .join()
             .unwrap_or_else(|_| vec!["nemesis panicked".to_owned()])

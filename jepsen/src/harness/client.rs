@@ -68,10 +68,46 @@ impl Shared<'_> {
 }
 
 /// How a request ended, before it is written down.
-enum Outcome {
+pub(crate) enum Outcome {
+    /// It happened; the value is the completion's.
     Ok(Json),
+    /// It certainly did not happen.
     Fail(Json),
+    /// Nobody knows.
     Info(Json),
+}
+
+/// Maps the reply to a write (anything but a `200`) to its outcome: `fail` only when the
+/// server's error body says `"outcome": "not_applied"` or no connection was made (nothing was
+/// sent); `info` for every other error reply, timeout, reset or truncated reply.
+pub(crate) fn write_failure(res: Result<&http::Response, &HttpError>, node: usize) -> Outcome {
+    match res {
+        Ok(r) => {
+            let j = r.json();
+            let detail = json!({"status": r.status, "error": j["error"], "outcome": j["outcome"], "node": node + 1});
+            if j["outcome"] == "not_applied" {
+                Outcome::Fail(detail)
+            } else {
+                Outcome::Info(detail)
+            }
+        }
+        Err(HttpError::Connect(e)) => Outcome::Fail(json!({"error": e, "node": node + 1})),
+        Err(HttpError::AfterSend(e)) => Outcome::Info(json!({"error": e, "node": node + 1})),
+    }
+}
+
+/// Maps the failed reply to a read (anything but a `200`) to its outcome: a read that returned
+/// nothing changed nothing, so an error reply or a refused connection is `fail`; a timeout, reset
+/// or truncated reply after connecting is `info` (Jepsen's convention: the process is retired).
+pub(crate) fn read_failure(res: Result<&http::Response, &HttpError>, node: usize) -> Outcome {
+    match res {
+        Ok(r) => {
+            let j = r.json();
+            Outcome::Fail(json!({"status": r.status, "error": j["error"], "node": node + 1}))
+        }
+        Err(HttpError::Connect(e)) => Outcome::Fail(json!({"error": e, "node": node + 1})),
+        Err(HttpError::AfterSend(e)) => Outcome::Info(json!({"error": e, "node": node + 1})),
+    }
 }
 
 /// One client process of the queue workload.
@@ -122,7 +158,8 @@ impl<'s, 'a> QueueClient<'s, 'a> {
         !self.assignment.is_empty()
     }
 
-    fn record(&self, kind: EventType, f: Function, value: Json) {
+    /// Writes one event of this process.
+    pub(crate) fn record(&self, kind: EventType, f: Function, value: Json) {
         self.shared.recorder.record(self.process, kind, f, value);
     }
 
@@ -132,7 +169,8 @@ impl<'s, 'a> QueueClient<'s, 'a> {
         self.positions.clear();
     }
 
-    fn complete(&mut self, f: Function, outcome: Outcome) {
+    /// Completes the operation in flight; an `info` retires the process.
+    pub(crate) fn complete(&mut self, f: Function, outcome: Outcome) {
         match outcome {
             Outcome::Ok(v) => self.record(EventType::Ok, f, v),
             Outcome::Fail(v) => self.record(EventType::Fail, f, v),
@@ -174,17 +212,8 @@ impl<'s, 'a> QueueClient<'s, 'a> {
                     _ => Outcome::Info(json!({"error": "unexpected 200 reply", "reply": j})),
                 }
             }
-            Ok(r) => {
-                let j = r.json();
-                let detail = json!({"status": r.status, "error": j["error"], "outcome": j["outcome"], "node": node + 1});
-                if j["outcome"] == "not_applied" {
-                    Outcome::Fail(detail)
-                } else {
-                    Outcome::Info(detail)
-                }
-            }
-            Err(HttpError::Connect(e)) => Outcome::Fail(json!({"error": e, "node": node + 1})),
-            Err(HttpError::AfterSend(e)) => Outcome::Info(json!({"error": e, "node": node + 1})),
+            Ok(r) => write_failure(Ok(&r), node),
+            Err(e) => write_failure(Err(&e), node),
         };
         self.complete(Function::Send, outcome);
     }
@@ -203,6 +232,31 @@ impl<'s, 'a> QueueClient<'s, 'a> {
         self.assignment = parts.to_vec();
         self.positions = positions;
         self.record(EventType::Ok, Function::Assign, value);
+    }
+
+    /// Replaces the assignment with `positions` (partition, next offset to read), as a consumer
+    /// group hands them out: recorded as an assign without seek, with `extra` fields (generation,
+    /// member) merged into its value for the reader of the history.
+    pub fn assign_at(&mut self, positions: &BTreeMap<u32, u64>, extra: Json) {
+        let keys: Vec<String> = positions.keys().map(|p| self.shared.key(*p)).collect();
+        let mut value = json!({"keys": keys, "seek_to_beginning": false, "positions": positions});
+        if let (Some(v), Json::Object(more)) = (value.as_object_mut(), extra) {
+            v.extend(more);
+        }
+        self.record(EventType::Invoke, Function::Assign, value.clone());
+        self.assignment = positions.keys().copied().collect();
+        self.positions = positions.clone();
+        self.record(EventType::Ok, Function::Assign, value);
+    }
+
+    /// The keys assigned now, ascending.
+    pub fn assignment(&self) -> &[u32] {
+        &self.assignment
+    }
+
+    /// The shared state of the cell.
+    pub fn shared(&self) -> &'s Shared<'a> {
+        self.shared
     }
 
     /// Tears the client down; the process is retired.

@@ -10,6 +10,7 @@
 //! - [`nemesis`]: fault kinds, the seeded schedule, apply and heal;
 //! - [`http`]: a one-shot HTTP client that knows whether a request left;
 //! - [`client`]: the queue client, mapping every reply to `ok`, `fail` or `info`;
+//! - [`group`]: the consumer-group client of the `group` and `offsets` workloads;
 //! - [`workload`]: concurrent clients and the final phase;
 //! - [`recorder`]: the JSON-lines history;
 //! - [`cell`]: one workload × nemesis run from setup to verdict;
@@ -23,6 +24,7 @@ pub mod cell;
 pub mod client;
 pub mod cluster;
 pub mod firewall;
+pub mod group;
 pub mod http;
 pub mod nemesis;
 pub mod profile;

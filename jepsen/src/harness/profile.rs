@@ -2,8 +2,8 @@
 //!
 //! | profile | cells | clients run | about |
 //! |---|---|---|---|
-//! | `ci` | one per fault family: partition, kill, pause, network, combined | 45–60 s each | 5 min |
-//! | `full` | a fault-free baseline, every single fault but the clock ones, each family, `combined` twice | 60–180 s each | 1 hour |
+//! | `ci` | `queue` under partitions and kills, `group` and `offsets` under partitions and under `combined` | 35–40 s each | 4 min |
+//! | `full` | `queue`: a fault-free baseline, every single fault but the clock ones, each family, `combined` twice; `group` and `offsets`: each family but `network`, and `combined` | 60–180 s each | over an hour |
 //!
 //! `clock-bump` and `clock-strobe` alone are not in any profile: they never make a request fail,
 //! so the vacuity guard rightly calls such a cell vacuous. They run in the `clock` family
@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use super::cell::CellSpec;
 use super::nemesis::{NemesisSpec, Timing};
-use super::workload::Load;
+use super::workload::{Load, Workload};
 
 /// Every canary the node can be built with (`canary-<name>` cargo features).
 pub const CANARIES: [(&str, &str); 3] = [
@@ -41,14 +41,35 @@ const FULL_TIMING: Timing = Timing {
     hold_s: (5, 15),
 };
 
+/// Canary cells: many short faults. `read-above-hw` shows only while an isolated leader's lease
+/// lasts (the 2 s election timeout), so its chances grow with the number of isolations.
+const CANARY_TIMING: Timing = Timing {
+    quiet_s: (1, 3),
+    hold_s: (3, 5),
+};
+
 const LOAD: Load = Load {
     clients: 8,
     rate: 60,
 };
 
-fn cell(bin: &Path, workload: &str, nemesis: &str, secs: u64, timing: Timing) -> Option<CellSpec> {
+/// Canary cells: more clients and requests, so that more of them meet an isolated leader
+/// within its lease.
+const CANARY_LOAD: Load = Load {
+    clients: 12,
+    rate: 100,
+};
+
+fn cell(
+    bin: &Path,
+    workload: Workload,
+    nemesis: &str,
+    secs: u64,
+    timing: Timing,
+) -> Option<CellSpec> {
     Some(CellSpec {
-        name: format!("{workload}/{nemesis}"),
+        name: format!("{}/{nemesis}", workload.name()),
+        workload,
         nemesis: NemesisSpec::by_name(nemesis)?,
         duration: Duration::from_secs(secs),
         timing,
@@ -62,43 +83,54 @@ fn cell(bin: &Path, workload: &str, nemesis: &str, secs: u64, timing: Timing) ->
 
 /// The cells of profile `name` (`ci` or `full`), running node binary `bin`.
 pub fn profile(name: &str, bin: &Path) -> Option<Vec<CellSpec>> {
-    let (nemeses, secs, timing): (Vec<&str>, u64, Timing) = match name {
-        "ci" => (
-            vec!["partition", "kill", "pause", "network", "combined"],
-            45,
-            CI_TIMING,
-        ),
+    use Workload::{Group, Offsets, Queue};
+    let mut cells = Vec::new();
+    match name {
+        "ci" => {
+            // A few short cells: the two fault kinds that find most bugs, on the plain log and
+            // through consumer groups, and one mixed schedule per group workload.
+            for (w, n, secs) in [
+                (Queue, "partition", 40),
+                (Queue, "kill", 40),
+                (Group, "partition", 35),
+                (Group, "combined", 40),
+                (Offsets, "partition", 35),
+                (Offsets, "combined", 40),
+            ] {
+                cells.push(cell(bin, w, n, secs, CI_TIMING)?);
+            }
+        }
         "full" => {
-            let mut v = vec!["none"];
-            v.extend(
+            let secs = 120;
+            let mut queue = vec!["none"];
+            queue.extend(
                 super::nemesis::Fault::ALL
                     .iter()
                     .filter(|f| !f.needs_fake_clock())
                     .map(|f| f.name()),
             );
-            v.extend(["partition", "kill", "pause", "network", "clock", "combined"]);
-            (v, 120, FULL_TIMING)
+            queue.extend(["partition", "kill", "pause", "network", "clock", "combined"]);
+            for n in queue {
+                // Families and the combined mode get longer runs: they mix several faults.
+                let secs = match n {
+                    "none" => 60,
+                    "partition" | "kill" | "pause" | "network" | "clock" => secs + 30,
+                    "combined" => secs + 60,
+                    _ => secs,
+                };
+                cells.push(cell(bin, Queue, n, secs, FULL_TIMING)?);
+            }
+            // A second combined cell: the richest schedule deserves two draws.
+            let mut again = cell(bin, Queue, "combined", secs + 60, FULL_TIMING)?;
+            again.name = "queue/combined-2".into();
+            cells.push(again);
+            for w in [Group, Offsets] {
+                for n in ["partition", "kill", "pause", "combined"] {
+                    cells.push(cell(bin, w, n, secs, FULL_TIMING)?);
+                }
+            }
         }
         _ => return None,
-    };
-    let mut cells = Vec::new();
-    for n in nemeses {
-        // In the full profile, families and the combined mode get longer runs: they mix
-        // several faults.
-        let secs = match (name, n) {
-            ("full", "none") => 60,
-            ("full", "partition" | "kill" | "pause" | "network" | "clock") => secs + 30,
-            ("full", "combined") => secs + 60,
-            (_, "combined") => secs + 15,
-            _ => secs,
-        };
-        cells.push(cell(bin, "queue", n, secs, timing)?);
-    }
-    if name == "full" {
-        // A second combined cell: the richest schedule deserves two draws.
-        let mut again = cell(bin, "queue", "combined", secs + 60, timing)?;
-        again.name = "queue/combined-2".into();
-        cells.push(again);
     }
     Some(cells)
 }
@@ -106,13 +138,11 @@ pub fn profile(name: &str, bin: &Path) -> Option<Vec<CellSpec>> {
 /// A cell of `workload/nemesis` outside any profile (for `--cell`), with `profile`'s timing.
 pub fn ad_hoc(name: &str, profile: &str, bin: &Path) -> Option<CellSpec> {
     let (workload, nemesis) = name.split_once('/')?;
-    if workload != "queue" {
-        return None;
-    }
+    let workload = Workload::by_name(workload)?;
     let (secs, timing) = if profile == "full" {
         (120, FULL_TIMING)
     } else {
-        (45, CI_TIMING)
+        (40, CI_TIMING)
     };
     cell(bin, workload, nemesis, secs, timing)
 }
@@ -120,8 +150,9 @@ pub fn ad_hoc(name: &str, profile: &str, bin: &Path) -> Option<CellSpec> {
 /// The canary cell of canary `name`, running the canary build `bin`.
 pub fn canary(name: &str, bin: &Path) -> Option<CellSpec> {
     let (_, nemesis) = CANARIES.iter().find(|(c, _)| *c == name)?;
-    let mut spec = cell(bin, &format!("canary-{name}"), nemesis, 40, CI_TIMING)?;
+    let mut spec = cell(bin, Workload::Queue, nemesis, 60, CANARY_TIMING)?;
     spec.name = format!("canary-{name}/{nemesis}");
+    spec.load = CANARY_LOAD;
     Some(spec)
 }
 
@@ -133,9 +164,12 @@ mod tests {
     fn profiles_resolve() {
         let bin = Path::new("/bin/true");
         let ci = profile("ci", bin).unwrap_or_default();
-        assert_eq!(ci.len(), 5);
+        assert_eq!(ci.len(), 6);
         let total: u64 = ci.iter().map(|c| c.duration.as_secs()).sum();
-        assert!(total <= 260, "ci runs clients for {total} s");
+        assert!(total <= 240, "ci runs clients for {total} s");
+        for w in ["queue", "group", "offsets"] {
+            assert!(ci.iter().any(|c| c.name.starts_with(w)), "ci runs {w}");
+        }
         let full = profile("full", bin).unwrap_or_default();
         assert!(full.len() > 20);
         let mut names: Vec<_> = full.iter().map(|c| c.name.clone()).collect();
@@ -147,6 +181,8 @@ mod tests {
         }
         assert!(profile("nope", bin).is_none());
         assert!(ad_hoc("queue/kill-one", "ci", bin).is_some());
-        assert!(ad_hoc("group/kill-one", "ci", bin).is_none());
+        assert!(ad_hoc("group/kill-one", "ci", bin).is_some());
+        assert!(ad_hoc("offsets/pause", "full", bin).is_some());
+        assert!(ad_hoc("nope/kill-one", "ci", bin).is_none());
     }
 }

@@ -1,14 +1,17 @@
-//! The `queue` workload: concurrent clients sending and polling until a deadline, then the
-//! final phase that reads every key from offset 0.
+//! The workloads: concurrent clients running until a deadline, then the final phase that reads
+//! every key from offset 0.
 //!
-//! `group` and `offsets` (consumer groups, committed offsets) are not here: Raftka has no
-//! consumer groups yet. The history format and the checker already cover them
-//! (`commit`, `fetch_committed`, committed-offset linearizability).
+//! | workload | clients | checked by |
+//! |---|---|---|
+//! | `queue` | send, poll assigned partitions, re-assign, crash ([`QueueClient`]) | every log check |
+//! | `group` | send; consume through a consumer group: join, heartbeat, resume at the committed offset, commit, hand over, leave, crash ([`GroupClient`]) | every log check, and committed offsets as registers |
+//! | `offsets` | send, poll, contended commits of random offsets, reads of committed offsets ([`GroupClient`]) | every log check, and committed offsets as registers |
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::client::{QueueClient, Shared};
+use super::group::{GroupClient, Mode};
 use super::rng::Rng;
 use crate::history::ProcessId;
 
@@ -24,15 +27,74 @@ pub struct Load {
     pub rate: u64,
 }
 
-/// Runs `load` against the cluster until `deadline`; each client draws from its own stream of
-/// `seed`.
-pub fn run_queue(shared: &Shared<'_>, load: Load, seed: u64, deadline: Instant) {
+/// What the clients of a cell do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// Sends and polls of assigned partitions.
+    Queue,
+    /// Sends, and consumption through a consumer group.
+    Group,
+    /// Sends, polls, and contended commits and reads of committed offsets.
+    Offsets,
+}
+
+impl Workload {
+    /// Every workload.
+    pub const ALL: [Workload; 3] = [Workload::Queue, Workload::Group, Workload::Offsets];
+
+    /// The name used in cell names (`<workload>/<nemesis>`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Queue => "queue",
+            Workload::Group => "group",
+            Workload::Offsets => "offsets",
+        }
+    }
+
+    /// The workload called `name`.
+    pub fn by_name(name: &str) -> Option<Workload> {
+        Workload::ALL.into_iter().find(|w| w.name() == name)
+    }
+}
+
+/// One client of any workload.
+enum AnyClient<'s, 'a> {
+    Queue(QueueClient<'s, 'a>),
+    Group(Box<GroupClient<'s, 'a>>),
+}
+
+impl AnyClient<'_, '_> {
+    fn step(&mut self, rng: &mut Rng) {
+        match self {
+            AnyClient::Queue(c) => c.step(rng),
+            AnyClient::Group(c) => c.step(rng),
+        }
+    }
+}
+
+/// Runs `workload` with `load` against the cluster until `deadline`; each client draws from
+/// its own stream of `seed`.
+pub fn run(shared: &Shared<'_>, workload: Workload, load: Load, seed: u64, deadline: Instant) {
     let mean_gap_ms = (1000 * load.clients / load.rate.max(1)).max(1);
     std::thread::scope(|scope| {
         for i in 0..load.clients {
             scope.spawn(move || {
                 let mut rng = Rng::derive(seed, &format!("client-{i}"));
-                let mut client = QueueClient::new(shared, i, load.clients);
+                let mut client = match workload {
+                    Workload::Queue => AnyClient::Queue(QueueClient::new(shared, i, load.clients)),
+                    Workload::Group => AnyClient::Group(Box::new(GroupClient::new(
+                        shared,
+                        i,
+                        load.clients,
+                        Mode::Group,
+                    ))),
+                    Workload::Offsets => AnyClient::Group(Box::new(GroupClient::new(
+                        shared,
+                        i,
+                        load.clients,
+                        Mode::Offsets,
+                    ))),
+                };
                 // Bounded by the deadline; every step is bounded by its timeouts.
                 while Instant::now() < deadline {
                     client.step(&mut rng);
@@ -83,6 +145,7 @@ pub fn final_reads(shared: &Shared<'_>, nodes: usize, timeout: Duration) -> Fina
             }
             client.poll_with(node % nodes, true);
             node += 1;
+            let before = reached;
             reached = client.position(p).unwrap_or(reached);
             if let Some(hw) = client.last_high_watermark(p) {
                 target = target.max(hw);
@@ -96,6 +159,9 @@ pub fn final_reads(shared: &Shared<'_>, nodes: usize, timeout: Duration) -> Fina
             }
             if client.last_poll_failed() {
                 std::thread::sleep(Duration::from_millis(250));
+            } else if reached == before {
+                // No progress (the target lies beyond what the cluster holds): do not spin.
+                std::thread::sleep(Duration::from_millis(100));
             }
         }
         out.reached.insert(p, (reached, target));
