@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use crate::error::{Error, ErrorBody};
+use crate::leaders::LeaderCache;
 use crate::types::{
     ClusterState, FetchResponse, NewRecord, PartitionOffsets, RecordOffset, TopicDescription,
     TopicList,
@@ -29,6 +30,7 @@ pub struct Client {
     http: reqwest::Client,
     nodes: std::sync::Arc<Vec<String>>,
     next: std::sync::Arc<AtomicUsize>,
+    leaders: std::sync::Arc<LeaderCache>,
 }
 
 impl Client {
@@ -68,6 +70,7 @@ impl Client {
             http,
             nodes: std::sync::Arc::new(nodes),
             next: std::sync::Arc::new(AtomicUsize::new(0)),
+            leaders: std::sync::Arc::default(),
         })
     }
 
@@ -112,6 +115,38 @@ impl Client {
             }
         }
         Err(Error::Unreachable(last))
+    }
+
+    /// Sends a request to one node (`base`, e.g. `http://host:port`) only.
+    ///
+    /// # Errors
+    /// [`Error::Unreachable`] when it did not accept the connection (nothing was sent);
+    /// [`Error::Transport`] when the request failed after it may have been sent.
+    async fn send_to(
+        &self,
+        base: &str,
+        method: Method,
+        path: &str,
+        body: Option<bytes::Bytes>,
+    ) -> Result<(StatusCode, bytes::Bytes), Error> {
+        let mut req = self.http.request(method, format!("{base}{path}"));
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        match req.send().await {
+            Ok(resp) => {
+                let status = resp.status();
+                let bytes = resp
+                    .bytes()
+                    .await
+                    .map_err(|e| Error::Transport(e.to_string()))?;
+                Ok((status, bytes))
+            }
+            Err(e) if e.is_connect() => {
+                Err(Error::Unreachable(format!("{base}: {}", with_causes(&e))))
+            }
+            Err(e) => Err(Error::Transport(format!("{base}: {}", with_causes(&e)))),
+        }
     }
 
     async fn call<T: DeserializeOwned>(
@@ -272,6 +307,60 @@ impl Client {
         Ok(self.produce_raw_reply(topic, body).await?.offsets)
     }
 
+    /// Sends a produce request whose records all go to `partition` straight to that
+    /// partition's leader when the client knows it (see [`crate::leaders`]), otherwise through
+    /// any node. Only a refused connection (nothing sent) falls back to the other nodes, so a
+    /// request is never sent twice.
+    pub(crate) async fn produce_to_leader(
+        &self,
+        topic: &str,
+        partition: u32,
+        body: bytes::Bytes,
+    ) -> Result<ProduceReply, Error> {
+        if let Some(base) = self.leaders.get(topic, partition) {
+            let path = format!("/v1/topics/{topic}/records");
+            match self
+                .send_to(&base, Method::POST, &path, Some(body.clone()))
+                .await
+            {
+                Ok((status, bytes)) => {
+                    let reply = parse_produce_reply(status, &bytes);
+                    if let Err(e) = &reply {
+                        if e.name() == Some("not_leader") {
+                            self.leaders.forget(topic, partition);
+                        }
+                    }
+                    return reply;
+                }
+                Err(Error::Unreachable(_)) => self.leaders.forget(topic, partition),
+                Err(e) => return Err(e),
+            }
+        }
+        let reply = self.produce_raw_reply(topic, body).await;
+        self.refresh_leaders(topic).await;
+        reply
+    }
+
+    /// Learns `topic`'s partition leaders and their addresses (at most once a second per
+    /// topic). Failures only leave the hints as they were.
+    async fn refresh_leaders(&self, topic: &str) {
+        if !self.leaders.claim_refresh(topic, std::time::Instant::now()) {
+            return;
+        }
+        let (Ok(t), Ok(cluster)) = (self.describe_topic(topic).await, self.cluster().await) else {
+            return;
+        };
+        let leaders: Vec<Option<u64>> = t.partitions.iter().map(|p| p.leader).collect();
+        let addr_of = |id: u64| {
+            cluster
+                .nodes
+                .iter()
+                .find(|n| n.id == id)
+                .map(|n| base_url(&n.address))
+        };
+        self.leaders.update(topic, &leaders, addr_of);
+    }
+
     /// [`Client::produce_raw`], also telling whether the server answered with the original
     /// offsets of a batch it had already stored (an idempotent retry).
     pub(crate) async fn produce_raw_reply(
@@ -279,28 +368,14 @@ impl Client {
         topic: &str,
         body: bytes::Bytes,
     ) -> Result<ProduceReply, Error> {
-        #[derive(serde::Deserialize)]
-        struct Entry {
-            #[serde(flatten)]
-            at: RecordOffset,
-            #[serde(default)]
-            duplicate: bool,
-        }
-        #[derive(serde::Deserialize)]
-        struct Reply {
-            offsets: Vec<Entry>,
-        }
-        let r: Reply = self
-            .call(
+        let (status, bytes) = self
+            .send_raw(
                 Method::POST,
                 &format!("/v1/topics/{topic}/records"),
                 Some(body),
             )
             .await?;
-        Ok(ProduceReply {
-            duplicate: r.offsets.iter().any(|e| e.duplicate),
-            offsets: r.offsets.into_iter().map(|e| e.at).collect(),
-        })
+        parse_produce_reply(status, &bytes)
     }
 
     /// Fetches records from `offset`.
@@ -323,6 +398,39 @@ impl Client {
 }
 
 /// An error and its sources on one line ("error sending request: …: Connection refused").
+/// `host:port` as a base URL (kept as is when it has a scheme).
+fn base_url(addr: &str) -> String {
+    let addr = addr.trim().trim_end_matches('/');
+    if addr.starts_with("http://") || addr.starts_with("https://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+/// A produce reply's offsets, or the server's error.
+fn parse_produce_reply(status: StatusCode, bytes: &[u8]) -> Result<ProduceReply, Error> {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        #[serde(flatten)]
+        at: RecordOffset,
+        #[serde(default)]
+        duplicate: bool,
+    }
+    #[derive(serde::Deserialize)]
+    struct Reply {
+        offsets: Vec<Entry>,
+    }
+    if !status.is_success() {
+        return Err(server_error(status, bytes));
+    }
+    let r: Reply = serde_json::from_slice(bytes).map_err(|e| Error::Decode(e.to_string()))?;
+    Ok(ProduceReply {
+        duplicate: r.offsets.iter().any(|e| e.duplicate),
+        offsets: r.offsets.into_iter().map(|e| e.at).collect(),
+    })
+}
+
 fn with_causes(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();

@@ -24,6 +24,7 @@
 pub mod client;
 pub mod consumer;
 pub mod error;
+mod leaders;
 pub mod partitioner;
 pub mod producer;
 pub mod types;

@@ -269,16 +269,18 @@ async fn send_batch(
     let mut maybe_written = false;
     loop {
         let budget = retry.attempt_budget(first_sent.elapsed());
-        let result =
-            match tokio::time::timeout(budget, transport.produce(&batch.tp.topic, body.clone()))
-                .await
-            {
-                Ok(r) => r,
-                Err(_) => Err(Error::Transport(format!(
-                    "no answer within {} ms",
-                    budget.as_millis()
-                ))),
-            };
+        let result = match tokio::time::timeout(
+            budget,
+            transport.produce(&batch.tp.topic, batch.tp.partition, body.clone()),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(Error::Transport(format!(
+                "no answer within {} ms",
+                budget.as_millis()
+            ))),
+        };
         match result {
             Ok(reply) => {
                 if reply.duplicate {

@@ -12,6 +12,10 @@
 //! - **Order.** A partition has at most one batch in flight, so records sent one after the other
 //!   to the same partition (same key, or same explicit partition) are stored in send order,
 //!   retries included.
+//! - **Routing.** A batch goes straight to its partition's leader once the client knows it
+//!   (learned from the topic description after a send through a bootstrap node, refreshed at
+//!   most once a second), saving the forwarding hop. The leader is only a hint: a `not_leader`
+//!   answer or a refused connection drops it, and any node still serves the request.
 //! - **Backpressure.** Records waiting or in flight may hold at most
 //!   [`max_in_flight_bytes`](ProducerConfig::max_in_flight_bytes); `send` waits for room.
 //! - **Exactly-once (idempotence), on by default.** Each `Producer` draws a random producer id

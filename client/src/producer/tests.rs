@@ -160,6 +160,7 @@ impl Transport for FakeServer {
     fn produce<'a>(
         &'a self,
         _topic: &'a str,
+        _partition: u32,
         body: bytes::Bytes,
     ) -> BoxFuture<'a, Result<ProduceReply, Error>> {
         Box::pin(async move {

@@ -15,11 +15,13 @@ pub(crate) trait Transport: Send + Sync + 'static {
     /// The number of partitions of `topic`.
     fn partition_count<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<u32, Error>>;
 
-    /// Sends one produce request body (`{"records":[…]}`) and returns one offset per record,
-    /// and whether they are the original offsets of a batch stored before.
+    /// Sends one produce request body (`{"records":[…]}`, all for `partition`) and returns
+    /// one offset per record, and whether they are the original offsets of a batch stored
+    /// before.
     fn produce<'a>(
         &'a self,
         topic: &'a str,
+        partition: u32,
         body: bytes::Bytes,
     ) -> BoxFuture<'a, Result<ProduceReply, Error>>;
 }
@@ -35,8 +37,9 @@ impl Transport for Client {
     fn produce<'a>(
         &'a self,
         topic: &'a str,
+        partition: u32,
         body: bytes::Bytes,
     ) -> BoxFuture<'a, Result<ProduceReply, Error>> {
-        Box::pin(self.produce_raw_reply(topic, body))
+        Box::pin(self.produce_to_leader(topic, partition, body))
     }
 }
