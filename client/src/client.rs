@@ -95,23 +95,10 @@ impl Client {
         let mut last = String::new();
         for i in 0..self.nodes.len() {
             let node = &self.nodes[(start + i) % self.nodes.len()];
-            let mut req = self.http.request(method.clone(), format!("{node}{path}"));
-            if let Some(b) = &body {
-                req = req
-                    .header("content-type", "application/json")
-                    .body(b.clone());
-            }
-            match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let bytes = resp
-                        .bytes()
-                        .await
-                        .map_err(|e| Error::Transport(e.to_string()))?;
-                    return Ok((status, bytes));
-                }
-                Err(e) if e.is_connect() => last = format!("{node}: {}", with_causes(&e)),
-                Err(e) => return Err(Error::Transport(format!("{node}: {}", with_causes(&e)))),
+            match self.send_to(node, method.clone(), path, body.clone()).await {
+                // Nothing was sent: the next node may take it.
+                Err(Error::Unreachable(why)) => last = why,
+                other => return other,
             }
         }
         Err(Error::Unreachable(last))
