@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use crate::codec::{decode, encode};
 use crate::keys::{self, CF_SM, TAG_SM_STATE};
-use crate::sm_rows::{read_snapshot, read_state, write_snapshot};
+use crate::sm_rows::{read_snapshot, read_state, save_snapshot, write_snapshot};
 use crate::store::Store;
 use crate::types::{ApplyResult, Command, GroupId, TypeConfig};
 
@@ -121,15 +121,7 @@ impl RaftSnapshotBuilder<TypeConfig> for BlobSnapshotBuilder {
 
     async fn build_snapshot(&mut self) -> Result<SnapshotOf<TypeConfig, Vec<u8>>, io::Error> {
         let snap = std::mem::replace(&mut self.snapshot, Err(io::Error::other("built twice")))?;
-        let mut batch = WriteBatch::default();
-        write_snapshot(
-            &self.store,
-            self.group,
-            &snap.meta,
-            &snap.snapshot,
-            &mut batch,
-        )?;
-        self.store.write_nosync(batch)?;
+        save_snapshot(&self.store, self.group, &snap)?;
         Ok(snap)
     }
 }

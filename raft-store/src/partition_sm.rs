@@ -33,7 +33,7 @@ use crate::keys::{self, OffsetRow, CF_OFFSETS, CF_SM, CF_TIME, TAG_SM_STATE};
 use crate::log_store::LogStore;
 use crate::offset_index;
 use crate::partition_state::{Effect, LogProgress, PartitionState};
-use crate::sm_rows::{read_snapshot, read_state, write_snapshot};
+use crate::sm_rows::{read_snapshot, read_state, save_snapshot, write_snapshot};
 use crate::store::Store;
 use crate::types::{ApplyResult, GroupId, TypeConfig};
 
@@ -208,14 +208,12 @@ impl PartitionSnapshotBuilder {
             last_log_id: state.applied,
             last_membership: state.membership.clone(),
         };
-        let data = encode(state)?;
-        let mut batch = WriteBatch::default();
-        write_snapshot(&self.store, self.group, &meta, &data, &mut batch)?;
-        self.store.write_nosync(batch)?;
-        Ok(SnapshotOf::<TypeConfig, Vec<u8>> {
+        let snap = SnapshotOf::<TypeConfig, Vec<u8>> {
             meta,
-            snapshot: data,
-        })
+            snapshot: encode(state)?,
+        };
+        save_snapshot(&self.store, self.group, &snap)?;
+        Ok(snap)
     }
 
     /// The stored snapshot, for when there is nothing newer to build.
@@ -421,14 +419,6 @@ impl PartitionStateMachine {
     /// # Errors
     /// On storage failure.
     pub fn store_snapshot(&self, snap: &SnapshotOf<TypeConfig, Vec<u8>>) -> io::Result<()> {
-        let mut batch = WriteBatch::default();
-        write_snapshot(
-            &self.store,
-            self.group,
-            &snap.meta,
-            &snap.snapshot,
-            &mut batch,
-        )?;
-        self.store.write_nosync(batch)
+        save_snapshot(&self.store, self.group, snap)
     }
 }

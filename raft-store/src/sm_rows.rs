@@ -77,3 +77,14 @@ pub(crate) fn write_snapshot(
     );
     Ok(())
 }
+
+/// Stores `snap` as `group`'s current snapshot, on its own (unsynced, as every snapshot write).
+pub(crate) fn save_snapshot(
+    store: &Store,
+    group: GroupId,
+    snap: &SnapshotOf<TypeConfig, Vec<u8>>,
+) -> io::Result<()> {
+    let mut batch = WriteBatch::default();
+    write_snapshot(store, group, &snap.meta, &snap.snapshot, &mut batch)?;
+    store.write_nosync(batch)
+}
