@@ -1,0 +1,89 @@
+//! Cluster state and health: `GET /v1/cluster`, `/healthz`, `/readyz`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::NodeId;
+
+/// A follower's replication progress as its partition leader sees it (openraft's replication
+/// metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaLag {
+    /// The follower's node id.
+    pub node: NodeId,
+    /// The last Raft log index the follower is known to hold, `None` when nothing yet.
+    #[serde(default)]
+    pub matched_index: Option<u64>,
+    /// Raft log entries the follower is behind the leader's last log index (one entry per
+    /// produce request and partition, whatever its record count).
+    pub lag: u64,
+    /// Milliseconds since the follower last acknowledged a heartbeat or an append; `None` when
+    /// the leader's metrics hold no acknowledgement for it.
+    #[serde(default)]
+    pub last_ack_ms: Option<u64>,
+}
+
+/// A node as the cluster sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Node id.
+    pub id: NodeId,
+    /// `host:port`.
+    pub address: String,
+    /// Answered the answering node's health probe in the last 3 seconds.
+    pub alive: bool,
+}
+
+/// One partition in the cluster state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterPartition {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// Leader, or `None` during an election.
+    pub leader: Option<NodeId>,
+    /// Replicas.
+    pub replicas: Vec<NodeId>,
+    /// High watermark.
+    pub high_watermark: u64,
+    /// Log start offset.
+    pub log_start_offset: u64,
+    /// Each follower's replication lag, from the partition's leader; `None` when no leader
+    /// answered (or the server is older and does not report it).
+    #[serde(default)]
+    pub replicas_lag: Option<Vec<ReplicaLag>>,
+}
+
+/// The answering node's storage counters (group commit at work: many appends per fsync).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageStats {
+    /// Appends made durable since start.
+    pub appends_synced: u64,
+    /// WAL fsyncs since start.
+    pub wal_syncs: u64,
+}
+
+/// `GET /v1/cluster`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterState {
+    /// The node that answered.
+    pub node_id: NodeId,
+    /// The node leading the cluster metadata, or `None` during an election.
+    pub metadata_leader: Option<NodeId>,
+    /// Nodes.
+    pub nodes: Vec<NodeInfo>,
+    /// Every partition of every topic.
+    pub partitions: Vec<ClusterPartition>,
+    /// The answering node's storage counters.
+    #[serde(default)]
+    pub storage: Option<StorageStats>,
+}
+
+/// `GET /healthz` (`status: ok`) and `GET /readyz` (`status: ready`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// `ok` or `ready`.
+    pub status: String,
+    /// The node that answered.
+    pub node_id: NodeId,
+}

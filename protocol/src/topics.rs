@@ -1,0 +1,104 @@
+//! Topic administration: `POST/GET /v1/topics`, `GET/DELETE /v1/topics/{t}`,
+//! `GET/PATCH /v1/topics/{t}/configs`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cluster::ReplicaLag;
+use crate::NodeId;
+
+/// `POST /v1/topics`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CreateTopicRequest {
+    /// Topic name: 1-249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+    pub name: String,
+    /// Partition count (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<u32>,
+    /// Replication factor (default: 3, or the node count if smaller).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_factor: Option<u32>,
+    /// Topic configs; values may be strings or numbers.
+    #[serde(default)]
+    pub configs: BTreeMap<String, serde_json::Value>,
+}
+
+/// `PATCH /v1/topics/{t}/configs`: configs to set; a `null` value resets one to its default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlterConfigsRequest {
+    /// Config name to value (string or number), or `null`.
+    pub configs: BTreeMap<String, serde_json::Value>,
+}
+
+/// One partition in a topic description (`GET /v1/topics/{t}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionDescription {
+    /// Partition number.
+    pub partition: u32,
+    /// Current leader, or `None` during an election.
+    pub leader: Option<NodeId>,
+    /// Replica nodes.
+    pub replicas: Vec<NodeId>,
+    /// High watermark.
+    pub high_watermark: u64,
+    /// First readable offset.
+    pub log_start_offset: u64,
+    /// Each follower's replication lag, from the partition leader; `None` when no leader
+    /// answered (or the server is older and does not report it).
+    #[serde(default)]
+    pub replicas_lag: Option<Vec<ReplicaLag>>,
+}
+
+/// A topic description: `GET /v1/topics/{t}`, and the reply of create and alter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicDescription {
+    /// Name.
+    pub name: String,
+    /// Replication factor.
+    pub replication_factor: u32,
+    /// Configs as set (defaults are not listed; see [`TopicConfigs`]).
+    #[serde(default)]
+    pub configs: BTreeMap<String, String>,
+    /// Partitions.
+    pub partitions: Vec<PartitionDescription>,
+}
+
+/// One entry of the topic list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicSummary {
+    /// Name.
+    pub name: String,
+    /// Number of partitions.
+    pub partitions: u32,
+    /// Replication factor.
+    pub replication_factor: u32,
+}
+
+/// `GET /v1/topics`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicList {
+    /// Topics, by name.
+    pub topics: Vec<TopicSummary>,
+}
+
+/// `GET /v1/topics/{t}/configs`: the configs as set and the effective values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicConfigs {
+    /// Topic name.
+    pub name: String,
+    /// Configs as set on the topic.
+    pub configs: BTreeMap<String, String>,
+    /// Every known config's effective value, defaults included (`-1` means unlimited).
+    pub effective: BTreeMap<String, serde_json::Value>,
+}
+
+/// `DELETE /v1/topics/{t}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicDeleted {
+    /// Topic name.
+    pub name: String,
+    /// Always `true`.
+    pub deleted: bool,
+}
