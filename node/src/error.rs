@@ -1,113 +1,18 @@
-//! The error-code table and the one JSON error shape every client sees.
+//! [`ApiError`]: an error as a handler returns it and as it travels between nodes, and its
+//! HTTP response in the one JSON error shape.
 //!
-//! `{"error_code":40401,"error":"topic_not_found","message":"…","retriable":false,"outcome":"not_applied"}`
-//!
-//! `outcome` tells a writer whether its write definitely did not happen (`not_applied`, safe to
-//! retry) or may have happened (`unknown`). It is absent on reads. Clients branch on
-//! `error_code` or `error`, never on `message`. The table in `docs/api.md#errors` mirrors this and a
-//! unit test pins every row.
+//! The table itself ([`ErrorCode`]: number, name, HTTP status, retriable, outcome) and the body
+//! shape ([`ErrorBody`]) live in `raftka-protocol`, shared with the client. Between nodes an
+//! `ApiError` is postcard-encoded and its code travels by number (see
+//! `raftka_protocol::error`).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use raft_store::NodeId;
-
-/// Whether a failed write may have taken effect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Definitely not written: retrying cannot create a duplicate.
-    NotApplied,
-    /// Maybe written: the request may have been committed.
-    Unknown,
-}
-
-macro_rules! error_codes {
-    ($( $(#[$doc:meta])* $variant:ident = ($num:expr, $name:expr, $status:expr, $retriable:expr, $outcome:expr), )*) => {
-        /// Every error Raftka returns. The numbers follow the Confluent REST Proxy where it has one.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        pub enum ErrorCode { $( $(#[$doc])* $variant, )* }
-
-        impl ErrorCode {
-            /// All codes, for documentation and tests.
-            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
-            /// The stable numeric code.
-            pub fn number(self) -> u32 { match self { $(ErrorCode::$variant => $num,)* } }
-            /// The stable snake_case name.
-            pub fn name(self) -> &'static str { match self { $(ErrorCode::$variant => $name,)* } }
-            /// The HTTP status.
-            pub fn status(self) -> StatusCode { match self { $(ErrorCode::$variant => $status,)* } }
-            /// Whether retrying the same request may succeed.
-            pub fn retriable(self) -> bool { match self { $(ErrorCode::$variant => $retriable,)* } }
-            /// The write outcome this code implies; `None` means "depends on the request"
-            /// (reads carry no outcome).
-            pub fn write_outcome(self) -> Outcome { match self { $(ErrorCode::$variant => $outcome,)* } }
-        }
-    };
-}
-
-use Outcome::{NotApplied, Unknown};
-error_codes! {
-    /// The request is malformed (bad JSON, missing field, bad query parameter).
-    BadRequest = (40001, "bad_request", StatusCode::BAD_REQUEST, false, NotApplied),
-    /// An offset parameter is negative or not a number.
-    InvalidOffset = (40002, "invalid_offset", StatusCode::BAD_REQUEST, false, NotApplied),
-    /// A topic name or topic setting is invalid.
-    InvalidTopic = (40003, "invalid_topic", StatusCode::BAD_REQUEST, false, NotApplied),
-    /// The request lacks the cluster secret (internal endpoints only).
-    Unauthorized = (40101, "unauthorized", StatusCode::UNAUTHORIZED, false, NotApplied),
-    /// The topic does not exist.
-    TopicNotFound = (40401, "topic_not_found", StatusCode::NOT_FOUND, false, NotApplied),
-    /// The partition does not exist in the topic.
-    PartitionNotFound = (40402, "partition_not_found", StatusCode::NOT_FOUND, false, NotApplied),
-    /// The consumer group member is unknown (never joined, left, or its session expired).
-    UnknownMember = (40403, "unknown_member", StatusCode::NOT_FOUND, false, NotApplied),
-    /// No such route.
-    RouteNotFound = (40404, "not_found", StatusCode::NOT_FOUND, false, NotApplied),
-    /// The consumer group does not exist.
-    GroupNotFound = (40405, "group_not_found", StatusCode::NOT_FOUND, false, NotApplied),
-    /// The method is not allowed on this route.
-    MethodNotAllowed = (40501, "method_not_allowed", StatusCode::METHOD_NOT_ALLOWED, false, NotApplied),
-    /// The topic already exists.
-    TopicExists = (40901, "topic_exists", StatusCode::CONFLICT, false, NotApplied),
-    /// The request carries an old group generation (a zombie member); nothing changed.
-    Fenced = (40902, "fenced", StatusCode::CONFLICT, false, NotApplied),
-    /// The member does not own the partition it commits for.
-    PartitionNotAssigned = (40903, "partition_not_assigned", StatusCode::CONFLICT, false, NotApplied),
-    /// The group has members; the operation needs an empty group.
-    GroupNotEmpty = (40904, "group_not_empty", StatusCode::CONFLICT, false, NotApplied),
-    /// The request body is larger than the node accepts.
-    PayloadTooLarge = (41301, "payload_too_large", StatusCode::PAYLOAD_TOO_LARGE, false, NotApplied),
-    /// The requested offset is outside `[log_start_offset, high_watermark]`.
-    OffsetOutOfRange = (41601, "offset_out_of_range", StatusCode::RANGE_NOT_SATISFIABLE, false, NotApplied),
-    /// The Content-Type is not JSON.
-    UnsupportedMediaType = (41501, "unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE, false, NotApplied),
-    /// A record is invalid (no value, both value forms, bad base64, key too long, too large).
-    InvalidRecord = (42201, "invalid_record", StatusCode::UNPROCESSABLE_ENTITY, false, NotApplied),
-    /// The produce request holds no records.
-    EmptyBatch = (42202, "empty_batch", StatusCode::UNPROCESSABLE_ENTITY, false, NotApplied),
-    /// Not enough live nodes for the requested replication factor.
-    InvalidReplicationFactor = (42203, "invalid_replication_factor", StatusCode::UNPROCESSABLE_ENTITY, false, NotApplied),
-    /// A committed offset beyond the partition's end (or below its start).
-    InvalidCommitOffset = (42204, "invalid_commit_offset", StatusCode::UNPROCESSABLE_ENTITY, false, NotApplied),
-    /// An idempotent producer's sequence skips or repeats out of order; nothing was written.
-    OutOfOrderSequence = (42205, "out_of_order_sequence", StatusCode::UNPROCESSABLE_ENTITY, false, NotApplied),
-    /// The partition (or metadata) has no leader right now, e.g. during an election.
-    LeaderNotAvailable = (50301, "leader_not_available", StatusCode::SERVICE_UNAVAILABLE, true, NotApplied),
-    /// The contacted node is not the leader; carries a leader hint.
-    NotLeader = (50302, "not_leader", StatusCode::SERVICE_UNAVAILABLE, true, NotApplied),
-    /// The node is starting or shutting down.
-    NotReady = (50303, "not_ready", StatusCode::SERVICE_UNAVAILABLE, true, NotApplied),
-    /// The write was proposed but its fate is unknown (leader changed, replication stalled).
-    WriteOutcomeUnknown = (50304, "write_outcome_unknown", StatusCode::SERVICE_UNAVAILABLE, true, Unknown),
-    /// The request timed out after it may have been proposed.
-    Timeout = (50401, "timeout", StatusCode::GATEWAY_TIMEOUT, true, Unknown),
-    /// An unexpected server error; the write may or may not have happened.
-    Internal = (50001, "internal", StatusCode::INTERNAL_SERVER_ERROR, true, Unknown),
-    /// The local storage failed (poisoned after an fsync error).
-    StorageFailed = (50002, "storage_failed", StatusCode::INTERNAL_SERVER_ERROR, true, Unknown),
-}
+pub use raftka_protocol::error::{ErrorBody, ErrorCode, Outcome};
+use raftka_protocol::ProducedRecord;
 
 /// An error as returned to clients (and passed between nodes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -137,7 +42,9 @@ impl ApiError {
         }
     }
 
-    /// Marks this error as the result of a write, so `outcome` is reported.
+    /// Marks this error as the result of a write, so `outcome` is reported: the code's
+    /// [`ErrorCode::write_outcome`] unless an outcome was already set (a produce whose other
+    /// partitions were written sets `unknown` itself).
     pub fn for_write(mut self) -> Self {
         if self.outcome.is_none() {
             self.outcome = Some(self.code.write_outcome());
@@ -156,7 +63,12 @@ impl ApiError {
         self.outcome.unwrap_or(self.code.write_outcome()) == Outcome::NotApplied
     }
 
-    /// Shorthand constructors.
+    /// The HTTP status of this error's code.
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// A malformed request.
     pub fn bad_request(msg: impl Into<String>) -> Self {
         Self::new(ErrorCode::BadRequest, msg)
     }
@@ -173,109 +85,81 @@ impl ApiError {
     }
 
     /// The JSON body clients see.
-    pub fn body(&self) -> serde_json::Value {
-        let mut v = serde_json::json!({
-            "error_code": self.code.number(),
-            "error": self.code.name(),
-            "message": self.message,
-            "retriable": self.code.retriable(),
-        });
-        if let Some(o) = self.outcome {
-            v["outcome"] = serde_json::json!(o);
-        }
-        if let Some(l) = self.leader_hint {
-            v["leader_hint"] = serde_json::json!(l);
-        }
+    pub fn body(&self) -> ErrorBody {
+        let mut b = ErrorBody::new(self.code, self.message.clone());
+        b.outcome = self.outcome;
+        b.leader_hint = self.leader_hint;
         if let Some((start, hw)) = self.bounds {
-            v["log_start_offset"] = serde_json::json!(start);
-            v["high_watermark"] = serde_json::json!(hw);
+            b.log_start_offset = Some(start);
+            b.high_watermark = Some(hw);
         }
-        v
+        b
     }
+
+    /// The response for a produce that failed on some partitions: the error body plus every
+    /// record's placement.
+    pub fn into_response_with_offsets(self, offsets: Vec<ProducedRecord>) -> Response {
+        let mut body = self.clone().for_write().body();
+        body.offsets = Some(offsets);
+        self.log();
+        (self.status(), axum::Json(body)).into_response()
+    }
+
+    fn log(&self) {
+        if self.status().is_server_error() {
+            // 5xx are logged once, inside the request span; 4xx are the client's business.
+            tracing::warn!(code = self.code.name(), message = %self.message, "request failed");
+        }
+    }
+}
+
+tokio::task_local! {
+    /// Whether the request being answered is a write (any method but GET and HEAD): its
+    /// errors then carry `outcome`, whichever layer produced them (a handler, an extractor's
+    /// rejection, the router's fallback). Set by [`crate::api::request_span`].
+    pub static WRITE_REQUEST: bool;
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.code.status();
-        if status.is_server_error() {
-            // 5xx are logged once, inside the request span; 4xx are the client's business.
-            tracing::warn!(code = self.code.name(), message = %self.message, "request failed");
-        }
-        (status, axum::Json(self.body())).into_response()
+        let is_write = WRITE_REQUEST.try_with(|w| *w).unwrap_or(false);
+        let this = if is_write { self.for_write() } else { self };
+        this.log();
+        (this.status(), axum::Json(this.body())).into_response()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashSet;
 
     #[test]
-    fn error_table_rows_are_pinned() {
-        let rows: Vec<(u32, &str, u16, bool, Outcome)> = ErrorCode::ALL
-            .iter()
-            .map(|c| {
-                (
-                    c.number(),
-                    c.name(),
-                    c.status().as_u16(),
-                    c.retriable(),
-                    c.write_outcome(),
-                )
-            })
-            .collect();
-        let expected = vec![
-            (40001, "bad_request", 400, false, NotApplied),
-            (40002, "invalid_offset", 400, false, NotApplied),
-            (40003, "invalid_topic", 400, false, NotApplied),
-            (40101, "unauthorized", 401, false, NotApplied),
-            (40401, "topic_not_found", 404, false, NotApplied),
-            (40402, "partition_not_found", 404, false, NotApplied),
-            (40403, "unknown_member", 404, false, NotApplied),
-            (40404, "not_found", 404, false, NotApplied),
-            (40405, "group_not_found", 404, false, NotApplied),
-            (40501, "method_not_allowed", 405, false, NotApplied),
-            (40901, "topic_exists", 409, false, NotApplied),
-            (40902, "fenced", 409, false, NotApplied),
-            (40903, "partition_not_assigned", 409, false, NotApplied),
-            (40904, "group_not_empty", 409, false, NotApplied),
-            (41301, "payload_too_large", 413, false, NotApplied),
-            (41601, "offset_out_of_range", 416, false, NotApplied),
-            (41501, "unsupported_media_type", 415, false, NotApplied),
-            (42201, "invalid_record", 422, false, NotApplied),
-            (42202, "empty_batch", 422, false, NotApplied),
-            (42203, "invalid_replication_factor", 422, false, NotApplied),
-            (42204, "invalid_commit_offset", 422, false, NotApplied),
-            (42205, "out_of_order_sequence", 422, false, NotApplied),
-            (50301, "leader_not_available", 503, true, NotApplied),
-            (50302, "not_leader", 503, true, NotApplied),
-            (50303, "not_ready", 503, true, NotApplied),
-            (50304, "write_outcome_unknown", 503, true, Unknown),
-            (50401, "timeout", 504, true, Unknown),
-            (50001, "internal", 500, true, Unknown),
-            (50002, "storage_failed", 500, true, Unknown),
-        ];
-        assert_eq!(rows, expected);
-    }
-
-    #[test]
-    fn numbers_and_names_are_unique() {
-        let nums: HashSet<_> = ErrorCode::ALL.iter().map(|c| c.number()).collect();
-        let names: HashSet<_> = ErrorCode::ALL.iter().map(|c| c.name()).collect();
-        assert_eq!(nums.len(), ErrorCode::ALL.len());
-        assert_eq!(names.len(), ErrorCode::ALL.len());
-    }
-
-    #[test]
-    fn body_has_the_stable_shape() {
+    fn body_carries_outcome_only_for_writes() {
         let e = ApiError::topic_not_found("orders").for_write();
-        let b = e.body();
+        let b = serde_json::to_value(e.body()).unwrap_or_default();
         assert_eq!(b["error_code"], 40401);
         assert_eq!(b["error"], "topic_not_found");
         assert_eq!(b["retriable"], false);
         assert_eq!(b["outcome"], "not_applied");
         assert!(b["message"].as_str().unwrap_or_default().contains("orders"));
-        let read = ApiError::topic_not_found("orders").body();
+        let read =
+            serde_json::to_value(ApiError::topic_not_found("orders").body()).unwrap_or_default();
         assert!(read.get("outcome").is_none());
+    }
+
+    #[test]
+    fn status_follows_the_table() {
+        for code in ErrorCode::ALL {
+            let e = ApiError::new(*code, "x");
+            assert_eq!(e.status().as_u16(), code.http_status());
+        }
+    }
+
+    #[test]
+    fn bounds_become_body_fields() {
+        let mut e = ApiError::new(ErrorCode::OffsetOutOfRange, "below the log start");
+        e.bounds = Some((5, 9));
+        let b = e.body();
+        assert_eq!((b.log_start_offset, b.high_watermark), (Some(5), Some(9)));
     }
 }

@@ -13,23 +13,27 @@
 //! - [`error`]: the error-code table and the JSON error shape;
 //! - [`api`]: the public v1 HTTP API;
 //! - [`node`]: the node (store, metadata group, partitions, background tasks);
-//! - [`routing`]: finding leaders and forwarding to them;
+//! - [`forward`]: running an operation on the leader of a partition or of the metadata group
+//!   (locally or over `/internal/rpc`), and the typed operations built on it;
 //! - [`partition`]: open partition groups and their leader-local produce and fetch;
-//! - [`cluster`]: metadata state, placement, and reconciling open groups with it;
-//! - [`raft`]: openraft configuration, HTTP network and internal routes;
-//! - [`internal`]: node-to-node forwarded requests;
-//! - [`partitioner`]: Kafka's murmur2 partitioner.
+//! - [`cluster`]: metadata state and its leader-local operations, placement, topic configs,
+//!   consumer groups and their coordinator, and reconciling open groups with the metadata;
+//! - [`raft`]: openraft configuration, HTTP network and the Raft RPC routes;
+//! - [`serve`]: the HTTP server loop (graceful shutdown);
+//! - [`partitioner`]: Kafka's murmur2 partitioner, from `raftka-protocol` (one copy for the
+//!   server and the client).
+//!
+//! The v1 wire types and the error table live in the `raftka-protocol` crate.
 
 pub mod api;
 pub mod cluster;
 pub mod config;
 pub mod error;
-pub mod internal;
+pub mod forward;
 pub mod node;
 pub mod partition;
-pub mod partitioner;
+pub use raftka_protocol::partitioner;
 pub mod raft;
-pub mod routing;
 pub mod serve;
 
 use std::future::Future;

@@ -5,21 +5,25 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use futures::future::join_all;
-use serde_json::json;
+use raftka_protocol::{ClusterPartition, ClusterState, Health, NodeInfo, StorageStats};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::node::Node;
 
 /// `GET /v1/cluster`: nodes, the metadata leader, and every partition's leader, replicas and
 /// (from its leader) each follower's replication lag.
-pub async fn cluster(State(node): State<Node>) -> impl IntoResponse {
+pub async fn cluster(State(node): State<Node>) -> Json<ClusterState> {
     let meta = node.metadata();
-    let nodes: Vec<_> = node
+    let nodes: Vec<NodeInfo> = node
         .inner
         .transport
         .peers()
         .iter()
-        .map(|(id, addr)| json!({"id": id, "address": addr, "alive": node.is_alive(*id)}))
+        .map(|(id, addr)| NodeInfo {
+            id: *id,
+            address: addr.to_string(),
+            alive: node.is_alive(*id),
+        })
         .collect();
     let groups: Vec<_> = meta
         .all_groups()
@@ -31,36 +35,50 @@ pub async fn cluster(State(node): State<Node>) -> impl IntoResponse {
             .map(|(_, _, p)| node.partition_status(p.group, &p.replicas)),
     )
     .await;
-    let partitions: Vec<_> = groups
-        .iter()
+    let partitions: Vec<ClusterPartition> = groups
+        .into_iter()
         .zip(statuses)
-        .map(|((t, i, p), s)| {
-            json!({"topic": t, "partition": i, "leader": s.leader, "replicas": p.replicas,
-                   "high_watermark": s.high_watermark, "log_start_offset": s.log_start_offset,
-                   "replicas_lag": s.replicas_lag})
+        .map(|((topic, partition, p), s)| ClusterPartition {
+            topic,
+            partition,
+            leader: s.leader,
+            replicas: p.replicas,
+            high_watermark: s.high_watermark,
+            log_start_offset: s.log_start_offset,
+            replicas_lag: s.replicas_lag,
         })
         .collect();
-    Json(json!({
-        "node_id": node.id(),
-        "metadata_leader": node.meta_leader(),
-        "nodes": nodes,
-        "partitions": partitions,
-        "storage": node.store().stats(),
-    }))
+    let stats = node.store().stats();
+    Json(ClusterState {
+        node_id: node.id(),
+        metadata_leader: node.meta_leader(),
+        nodes,
+        partitions,
+        storage: Some(StorageStats {
+            appends_synced: stats.appends_synced,
+            wal_syncs: stats.wal_syncs,
+        }),
+    })
 }
 
 /// `GET /healthz`: the process serves.
 pub async fn healthz(State(node): State<Node>) -> impl IntoResponse {
     (
         StatusCode::OK,
-        Json(json!({"status": "ok", "node_id": node.id()})),
+        Json(Health {
+            status: "ok".into(),
+            node_id: node.id(),
+        }),
     )
 }
 
 /// `GET /readyz`: a metadata leader is known and local partitions are open.
-pub async fn readyz(State(node): State<Node>) -> Result<impl IntoResponse, ApiError> {
+pub async fn readyz(State(node): State<Node>) -> Result<Json<Health>, ApiError> {
     if node.is_ready() {
-        Ok(Json(json!({"status": "ready", "node_id": node.id()})))
+        Ok(Json(Health {
+            status: "ready".into(),
+            node_id: node.id(),
+        }))
     } else {
         Err(ApiError::new(
             ErrorCode::NotReady,

@@ -2,21 +2,25 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use base64::Engine;
 use raft_store::ValueKind;
-use serde_json::json;
+use raftka_protocol::{PartitionOffsets, TimestampLookup};
 use serde_json::value::RawValue;
 
-use super::extract::{parse_partition, ApiQuery};
-use super::types::{FetchResponseDto, FetchedRecordDto};
+use super::extract::{parse_partition, ApiPath, ApiQuery};
 use crate::cluster::metadata::PartitionMeta;
 use crate::error::{ApiError, ErrorCode};
 use crate::node::Node;
 use crate::partition::FetchRequest;
 
-/// Default and largest `max_records`.
+/// A fetch reply as the server writes it: JSON values as their stored text, `null` for binary.
+type FetchResponseDto = raftka_protocol::FetchResponse<Option<Box<RawValue>>>;
+/// One record of a [`FetchResponseDto`].
+type FetchedRecordDto = raftka_protocol::FetchedRecord<Option<Box<RawValue>>>;
+
+/// Default `max_records`.
 pub const DEFAULT_MAX_RECORDS: u64 = 500;
 /// Largest `max_records`.
 pub const MAX_MAX_RECORDS: u64 = 10_000;
@@ -52,7 +56,7 @@ fn bounded(q: &ApiQuery, name: &str, default: u64, max: u64) -> Result<u64, ApiE
 /// `GET /v1/topics/{t}/partitions/{p}/records`.
 pub async fn records(
     State(node): State<Node>,
-    Path((topic, partition)): Path<(String, String)>,
+    ApiPath((topic, partition)): ApiPath<(String, String)>,
     q: ApiQuery,
 ) -> Result<Json<FetchResponseDto>, ApiError> {
     let offset = q.u64("offset", ErrorCode::InvalidOffset)?.ok_or_else(|| {
@@ -112,17 +116,21 @@ pub async fn records(
 /// (`null` when no record is that recent), as Kafka's ListOffsets.
 pub async fn offsets(
     State(node): State<Node>,
-    Path((topic, partition)): Path<(String, String)>,
+    ApiPath((topic, partition)): ApiPath<(String, String)>,
     q: ApiQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<PartitionOffsets>, ApiError> {
     let timestamp = q.i64("timestamp_ms", ErrorCode::BadRequest)?;
     let p = partition_of(&node, &topic, &partition).await?;
     if let Some(t) = timestamp {
         let r = node.offset_for_timestamp(p.group, &p.replicas, t).await?;
-        return Ok(Json(json!({
-            "earliest": r.log_start_offset, "latest": r.high_watermark,
-            "timestamp_ms": t, "offset": r.offset,
-        })));
+        return Ok(Json(PartitionOffsets {
+            earliest: r.log_start_offset,
+            latest: r.high_watermark,
+            lookup: Some(TimestampLookup {
+                timestamp_ms: t,
+                offset: r.offset,
+            }),
+        }));
     }
     let s = node.partition_status(p.group, &p.replicas).await;
     if s.leader.is_none() {
@@ -131,7 +139,9 @@ pub async fn offsets(
             "the partition has no leader right now",
         ));
     }
-    Ok(Json(
-        json!({ "earliest": s.log_start_offset, "latest": s.high_watermark }),
-    ))
+    Ok(Json(PartitionOffsets {
+        earliest: s.log_start_offset,
+        latest: s.high_watermark,
+        lookup: None,
+    }))
 }

@@ -3,13 +3,17 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use futures::future::join_all;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use raftka_protocol::{
+    CommitReply, CommitRequest, CommittedOffset, GroupDeleted, GroupDescription, GroupList,
+    GroupMember, GroupOffsets, GroupPartition, GroupStateName, GroupSummary, HeartbeatReply,
+    JoinReply, JoinRequest, LeaveReply, ReleaseRequest, ResetReply, ResetRequest,
+    TopicPartitionRef,
+};
 
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiPath};
 use super::topics::validate_topic_name;
 use crate::cluster::groups::{GroupError, GroupState, TopicPartition};
 use crate::cluster::metadata::{MetaCommand, MetaResponse};
@@ -56,9 +60,25 @@ fn unexpected(r: MetaResponse) -> ApiError {
     ApiError::internal(format!("unexpected metadata reply {r:?}")).for_write()
 }
 
-fn tp_json(tps: &[TopicPartition]) -> Vec<Value> {
+fn tp_refs(tps: &[TopicPartition]) -> Vec<TopicPartitionRef> {
     tps.iter()
-        .map(|(t, p)| json!({"topic": t, "partition": p}))
+        .map(|(topic, partition)| TopicPartitionRef {
+            topic: topic.clone(),
+            partition: *partition,
+        })
+        .collect()
+}
+
+fn committed_offsets<'a>(
+    offsets: impl IntoIterator<Item = (&'a TopicPartition, &'a u64)>,
+) -> Vec<CommittedOffset> {
+    offsets
+        .into_iter()
+        .map(|((topic, partition), offset)| CommittedOffset {
+            topic: topic.clone(),
+            partition: *partition,
+            offset: *offset,
+        })
         .collect()
 }
 
@@ -69,28 +89,12 @@ async fn group_write(node: &Node, group: &str, cmd: MetaCommand) -> Result<MetaR
     }
 }
 
-/// `POST /v1/groups/{g}/members` body.
-#[derive(Debug, Deserialize)]
-pub struct JoinRequest {
-    /// Topics to consume.
-    pub topics: Vec<String>,
-    /// Session timeout (default 10 s).
-    #[serde(default)]
-    pub session_timeout_ms: Option<u64>,
-    /// Client name, used in the member id.
-    #[serde(default)]
-    pub client_id: Option<String>,
-    /// Rejoin as this member.
-    #[serde(default)]
-    pub member_id: Option<String>,
-}
-
 /// `POST /v1/groups/{g}/members`: join (or rejoin).
 pub async fn join(
     State(node): State<Node>,
-    Path(group): Path<String>,
+    ApiPath(group): ApiPath<String>,
     ApiJson(req): ApiJson<JoinRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JoinReply>, ApiError> {
     validate_group(&group)?;
     if req.topics.is_empty() {
         return Err(ApiError::bad_request(
@@ -130,10 +134,12 @@ pub async fn join(
             member_id,
             generation,
             assignment,
-        } => Ok(Json(json!({
-            "member_id": member_id, "generation": generation,
-            "assignment": tp_json(&assignment), "session_timeout_ms": timeout,
-        }))),
+        } => Ok(Json(JoinReply {
+            member_id,
+            generation,
+            assignment: tp_refs(&assignment),
+            session_timeout_ms: timeout,
+        })),
         other => Err(unexpected(other)),
     }
 }
@@ -141,71 +147,46 @@ pub async fn join(
 /// `POST /v1/groups/{g}/members/{m}/heartbeat`.
 pub async fn heartbeat(
     State(node): State<Node>,
-    Path((group, member)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath((group, member)): ApiPath<(String, String)>,
+) -> Result<Json<HeartbeatReply>, ApiError> {
     let r = node.group_heartbeat(&group, &member).await?;
-    Ok(Json(
-        json!({"generation": r.generation, "assignment": tp_json(&r.assignment), "revoking": tp_json(&r.revoking)}),
-    ))
-}
-
-/// Body carrying a generation.
-#[derive(Debug, Deserialize)]
-pub struct GenerationBody {
-    /// The generation the member acts in.
-    pub generation: u64,
+    Ok(Json(HeartbeatReply {
+        generation: r.generation,
+        assignment: tp_refs(&r.assignment),
+        revoking: tp_refs(&r.revoking),
+    }))
 }
 
 /// `POST /v1/groups/{g}/members/{m}/release`: give up revoked partitions (after committing).
 pub async fn release(
     State(node): State<Node>,
-    Path((group, member)): Path<(String, String)>,
-    ApiJson(body): ApiJson<GenerationBody>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath((group, member)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<ReleaseRequest>,
+) -> Result<Json<HeartbeatReply>, ApiError> {
     let cmd = MetaCommand::Release {
         group: group.clone(),
         member_id: member.clone(),
         generation: body.generation,
     };
     group_write(&node, &group, cmd).await?;
-    heartbeat(State(node), Path((group, member))).await
+    heartbeat(State(node), ApiPath((group, member))).await
 }
 
 /// `DELETE /v1/groups/{g}/members/{m}`: leave the group.
 pub async fn leave(
     State(node): State<Node>,
-    Path((group, member)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath((group, member)): ApiPath<(String, String)>,
+) -> Result<Json<LeaveReply>, ApiError> {
     let cmd = MetaCommand::RemoveMembers {
         group: group.clone(),
         members: vec![member.clone()],
     };
     group_write(&node, &group, cmd).await?;
-    Ok(Json(
-        json!({"group": group, "member_id": member, "left": true}),
-    ))
-}
-
-/// One committed offset in a request or reply.
-#[derive(Debug, Deserialize)]
-pub struct OffsetEntry {
-    /// Topic.
-    pub topic: String,
-    /// Partition.
-    pub partition: u32,
-    /// The next offset to read.
-    pub offset: u64,
-}
-
-/// `POST /v1/groups/{g}/offsets` body.
-#[derive(Debug, Deserialize)]
-pub struct CommitRequest {
-    /// Member.
-    pub member_id: String,
-    /// Generation.
-    pub generation: u64,
-    /// Offsets (the next offset to read, as in Kafka).
-    pub offsets: Vec<OffsetEntry>,
+    Ok(Json(LeaveReply {
+        group,
+        member_id: member,
+        left: true,
+    }))
 }
 
 /// Checks that each offset is at most the high watermark of an existing partition. An offset
@@ -214,7 +195,7 @@ pub struct CommitRequest {
 /// `auto.offset.reset` when its fetch gets `offset_out_of_range`.
 async fn validate_offsets(
     node: &Node,
-    offsets: &[OffsetEntry],
+    offsets: &[CommittedOffset],
 ) -> Result<Vec<(TopicPartition, u64)>, ApiError> {
     let mut out = Vec::with_capacity(offsets.len());
     for o in offsets {
@@ -252,9 +233,9 @@ async fn validate_offsets(
 /// `POST /v1/groups/{g}/offsets`: commit, fenced by member and generation.
 pub async fn commit(
     State(node): State<Node>,
-    Path(group): Path<String>,
+    ApiPath(group): ApiPath<String>,
     ApiJson(req): ApiJson<CommitRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CommitReply>, ApiError> {
     if req.offsets.is_empty() {
         return Err(ApiError::bad_request("'offsets' is empty").for_write());
     }
@@ -267,14 +248,7 @@ pub async fn commit(
         offsets,
     };
     group_write(&node, &group, cmd).await?;
-    Ok(Json(json!({"committed": n})))
-}
-
-fn offsets_json(g: &GroupState) -> Vec<Value> {
-    g.offsets
-        .iter()
-        .map(|((t, p), o)| json!({"topic": t, "partition": p, "offset": o}))
-        .collect()
+    Ok(Json(CommitReply { committed: n }))
 }
 
 async fn fresh_group(node: &Node, group: &str) -> Result<GroupState, ApiError> {
@@ -292,38 +266,22 @@ async fn fresh_group(node: &Node, group: &str) -> Result<GroupState, ApiError> {
 /// `GET /v1/groups/{g}/offsets`: committed offsets (the next offsets to read).
 pub async fn committed(
     State(node): State<Node>,
-    Path(group): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(group): ApiPath<String>,
+) -> Result<Json<GroupOffsets>, ApiError> {
     let g = fresh_group(&node, &group).await?;
-    Ok(Json(
-        json!({"group": group, "generation": g.generation, "offsets": offsets_json(&g)}),
-    ))
-}
-
-/// `POST /v1/groups/{g}/offsets/reset` body.
-#[derive(Debug, Deserialize)]
-pub struct ResetRequest {
-    /// Topic whose partitions to reset.
-    pub topic: String,
-    /// `earliest`, `latest`, or `offset`.
-    pub to: String,
-    /// With `to: offset`.
-    #[serde(default)]
-    pub offset: Option<u64>,
-    /// With `to: timestamp`: the first offset at or after this time (the end when none).
-    #[serde(default)]
-    pub timestamp_ms: Option<i64>,
-    /// Partitions (default: all).
-    #[serde(default)]
-    pub partitions: Option<Vec<u32>>,
+    Ok(Json(GroupOffsets {
+        group,
+        generation: g.generation,
+        offsets: committed_offsets(&g.offsets),
+    }))
 }
 
 /// `POST /v1/groups/{g}/offsets/reset`: only while the group has no members.
 pub async fn reset(
     State(node): State<Node>,
-    Path(group): Path<String>,
+    ApiPath(group): ApiPath<String>,
     ApiJson(req): ApiJson<ResetRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ResetReply>, ApiError> {
     validate_group(&group)?;
     let topic = node.topic(&req.topic).await?;
     let parts: Vec<u32> = req
@@ -371,10 +329,7 @@ pub async fn reset(
         };
         offsets.push(((req.topic.clone(), p), o));
     }
-    let reply: Vec<Value> = offsets
-        .iter()
-        .map(|((t, p), o)| json!({"topic": t, "partition": p, "offset": o}))
-        .collect();
+    let reply = committed_offsets(offsets.iter().map(|(tp, o)| (tp, o)));
     group_write(
         &node,
         &group,
@@ -384,31 +339,40 @@ pub async fn reset(
         },
     )
     .await?;
-    Ok(Json(json!({"group": group, "offsets": reply})))
+    Ok(Json(ResetReply {
+        group,
+        offsets: reply,
+    }))
 }
 
 /// `GET /v1/groups`.
-pub async fn list(State(node): State<Node>) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(node): State<Node>) -> Result<Json<GroupList>, ApiError> {
     if node.catch_up_metadata().await.is_err() {
         tracing::debug!("listing groups from possibly stale local metadata");
     }
-    let groups: Vec<Value> = node.with_metadata(|m| {
+    let groups = node.with_metadata(|m| {
         m.groups
             .iter()
-            .map(|(name, g)| {
-                json!({"group": name, "members": g.members.len(), "generation": g.generation,
-                                    "state": if g.members.is_empty() { "empty" } else { "stable" }})
+            .map(|(name, g)| GroupSummary {
+                group: name.clone(),
+                members: g.members.len(),
+                generation: g.generation,
+                state: if g.members.is_empty() {
+                    GroupStateName::Empty
+                } else {
+                    GroupStateName::Stable
+                },
             })
             .collect()
     });
-    Ok(Json(json!({"groups": groups})))
+    Ok(Json(GroupList { groups }))
 }
 
 /// `GET /v1/groups/{g}`: members, assignment, and per partition committed offset, end offset, lag.
 pub async fn describe(
     State(node): State<Node>,
-    Path(group): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(group): ApiPath<String>,
+) -> Result<Json<GroupDescription>, ApiError> {
     let g = fresh_group(&node, &group).await?;
     let mut partitions: BTreeMap<TopicPartition, ()> = BTreeMap::new();
     for tp in g
@@ -443,7 +407,7 @@ pub async fn describe(
         }
     }))
     .await;
-    let rows: Vec<Value> = metas
+    let rows: Vec<GroupPartition> = metas
         .iter()
         .zip(ends)
         .map(|((tp, _), end)| {
@@ -452,28 +416,49 @@ pub async fn describe(
                 (Some(e), Some(c)) => Some(e.saturating_sub(c)),
                 _ => None,
             };
-            json!({"topic": tp.0, "partition": tp.1, "owner": g.owners.get(tp), "target": g.target.get(tp),
-                   "committed_offset": committed, "end_offset": end, "lag": lag})
+            GroupPartition {
+                topic: tp.0.clone(),
+                partition: tp.1,
+                owner: g.owners.get(tp).cloned(),
+                target: g.target.get(tp).cloned(),
+                committed_offset: committed,
+                end_offset: end,
+                lag,
+            }
         })
         .collect();
-    let members: Vec<Value> = g
+    let members: Vec<GroupMember> = g
         .members
         .iter()
-        .map(|(id, m)| json!({"member_id": id, "client_id": m.client_id, "topics": m.topics,
-                              "session_timeout_ms": m.session_timeout_ms, "assignment": tp_json(&g.owned_by(id))}))
+        .map(|(id, m)| GroupMember {
+            member_id: id.clone(),
+            client_id: m.client_id.clone(),
+            topics: m.topics.iter().cloned().collect(),
+            session_timeout_ms: m.session_timeout_ms,
+            assignment: tp_refs(&g.owned_by(id)),
+        })
         .collect();
-    Ok(Json(json!({
-        "group": group, "generation": g.generation,
-        "state": if g.members.is_empty() { "empty" } else if g.owners == g.target { "stable" } else { "rebalancing" },
-        "members": members, "partitions": rows,
-    })))
+    let state = if g.members.is_empty() {
+        GroupStateName::Empty
+    } else if g.owners == g.target {
+        GroupStateName::Stable
+    } else {
+        GroupStateName::Rebalancing
+    };
+    Ok(Json(GroupDescription {
+        group,
+        generation: g.generation,
+        state,
+        members,
+        partitions: rows,
+    }))
 }
 
 /// `DELETE /v1/groups/{g}`: only an empty group.
 pub async fn delete(
     State(node): State<Node>,
-    Path(group): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(group): ApiPath<String>,
+) -> Result<Json<GroupDeleted>, ApiError> {
     group_write(
         &node,
         &group,
@@ -482,5 +467,8 @@ pub async fn delete(
         },
     )
     .await?;
-    Ok(Json(json!({"group": group, "deleted": true})))
+    Ok(Json(GroupDeleted {
+        group,
+        deleted: true,
+    }))
 }

@@ -1,4 +1,9 @@
 //! The public HTTP API (v1), with one JSON error shape for every failure.
+//!
+//! Request and reply types are `raftka-protocol`'s. Every error is an [`ApiError`], including
+//! extractor rejections (bad JSON, bad path segment, bad query) and unknown routes. The errors
+//! of every request that is not a GET or HEAD carry `outcome` (set in [`request_span`]), so a
+//! writer always learns whether its write definitely did not happen.
 
 pub mod cluster;
 pub mod extract;
@@ -6,19 +11,18 @@ pub mod fetch;
 pub mod groups;
 pub mod produce;
 pub mod topics;
-pub mod types;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, Method};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tracing::Instrument;
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{ApiError, ErrorCode, WRITE_REQUEST};
 use crate::node::Node;
 
 static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
@@ -97,11 +101,40 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// Wraps each request in a `request` span with an id, echoed in `x-request-id`.
+/// Longest accepted request URI (path and query), in bytes.
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// Most accepted bytes of request headers (names and values).
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Wraps each request in a `request` span with an id, echoed in `x-request-id`; marks writes
+/// (so their errors carry `outcome`); refuses an oversized URI or header block in the JSON
+/// error shape.
 pub async fn request_span(req: Request, next: Next) -> Response {
     let id = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
+    let is_write = !matches!(*req.method(), Method::GET | Method::HEAD);
     let span = tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = id);
-    let mut resp = next.run(req).instrument(span).await;
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    let uri_bytes = req.uri().path().len() + req.uri().query().map_or(0, str::len);
+    let too_large = if uri_bytes > MAX_URI_BYTES {
+        Some(format!("the request URI exceeds {MAX_URI_BYTES} bytes"))
+    } else if header_bytes > MAX_HEADER_BYTES {
+        Some(format!(
+            "the request headers exceed {MAX_HEADER_BYTES} bytes"
+        ))
+    } else {
+        None
+    };
+    let answer = async move {
+        match too_large {
+            Some(why) => ApiError::new(ErrorCode::PayloadTooLarge, why).into_response(),
+            None => next.run(req).await,
+        }
+    };
+    let mut resp = WRITE_REQUEST.scope(is_write, answer).instrument(span).await;
     if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
         resp.headers_mut().insert("x-request-id", v);
     }

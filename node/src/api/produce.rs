@@ -1,8 +1,9 @@
-//! `POST /v1/topics/{t}/records`: validate, partition, replicate, reply with offsets.
+//! `POST /v1/topics/{t}/records`: validate, place (partition), send to the leaders, reply with
+//! offsets. Every error carries `outcome` (see [`crate::api`]).
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -11,16 +12,22 @@ use bytes::Bytes;
 use futures::future::join_all;
 use raft_store::{ProducerSequence, Record, RecordBatch, ValueKind};
 
-use crate::partition::Appended;
-use serde_json::json;
+use raftka_protocol::partitioner::partition_for_key;
+use raftka_protocol::{ProduceReply, ProducedRecord};
+use serde_json::value::RawValue;
 use tracing::Instrument;
 
-use super::extract::ApiJson;
-use super::types::{ProduceRecord, ProduceRequest, RecordOffset};
+use super::extract::{ApiJson, ApiPath};
+use crate::cluster::metadata::TopicMeta;
 use crate::cluster::topic_config::TopicConfig;
 use crate::error::{ApiError, ErrorCode, Outcome};
 use crate::node::Node;
-use crate::partitioner::partition_for_key;
+use crate::partition::Appended;
+
+/// A produce request as the server reads it: JSON values kept as their exact text.
+type ProduceRequest = raftka_protocol::ProduceRequest<Box<RawValue>>;
+/// One record of a [`ProduceRequest`].
+type ProduceRecord = raftka_protocol::ProduceRecord<Box<RawValue>>;
 
 /// Most records in one produce request.
 pub const MAX_RECORDS_PER_REQUEST: usize = 10_000;
@@ -150,43 +157,69 @@ fn batch_sequences(
     Ok(first)
 }
 
-/// `POST /v1/topics/{t}/records`.
+/// `POST /v1/topics/{t}/records`: validate the request, place its records in partition
+/// batches, send each batch to its partition's leader, and reply with every record's offset.
 pub async fn produce(
     State(node): State<Node>,
-    Path(topic_name): Path<String>,
+    ApiPath(topic_name): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(req): ApiJson<ProduceRequest>,
 ) -> Result<Response, ApiError> {
-    let idempotency_key = idempotency_key(&headers)?;
+    let idempotency_key = validate(&headers, &req)?;
+    let topic = node.topic(&topic_name).await?;
+    let placed = place(&node, &topic, req, idempotency_key)?;
+    let outcome = send(&node, &topic, placed.batches).await;
+    Ok(reply(&placed.positions, outcome))
+}
+
+/// Request-level checks; returns the validated `Idempotency-Key`.
+fn validate(headers: &HeaderMap, req: &ProduceRequest) -> Result<Option<String>, ApiError> {
+    let idempotency_key = idempotency_key(headers)?;
     if let Some(p) = &req.producer_id {
         if p.is_empty() || p.len() > MAX_IDEMPOTENCY_ID_BYTES {
             return Err(ApiError::bad_request(format!(
                 "producer_id must be 1-{MAX_IDEMPOTENCY_ID_BYTES} bytes"
-            ))
-            .for_write());
+            )));
         }
     }
     if req.records.is_empty() {
-        return Err(
-            ApiError::new(ErrorCode::EmptyBatch, "the request holds no records").for_write(),
-        );
+        return Err(ApiError::new(
+            ErrorCode::EmptyBatch,
+            "the request holds no records",
+        ));
     }
     if req.records.len() > MAX_RECORDS_PER_REQUEST {
         return Err(ApiError::new(
             ErrorCode::PayloadTooLarge,
             format!("at most {MAX_RECORDS_PER_REQUEST} records per request"),
-        )
-        .for_write());
+        ));
     }
-    let topic = node.topic(&topic_name).await.map_err(ApiError::for_write)?;
+    Ok(idempotency_key)
+}
+
+/// A request's records placed in one batch per partition.
+struct Placed {
+    /// Per partition, the batch to append.
+    batches: BTreeMap<u32, RecordBatch>,
+    /// Per record in request order, its partition and its index in that partition's batch.
+    positions: Vec<(u32, u64)>,
+}
+
+/// Picks each record's partition (explicit, by key, or round robin), turns it into a stored
+/// record, and checks an idempotent producer's sequences. Everything is validated before
+/// anything is written: a bad record fails the whole request.
+fn place(
+    node: &Node,
+    topic: &TopicMeta,
+    req: ProduceRequest,
+    idempotency_key: Option<String>,
+) -> Result<Placed, ApiError> {
     let n = topic.partitions.len() as u32;
     let now = now_ms();
     // The topic's `max.message.bytes` may lower the node's own record limit.
     let max_record_bytes =
         TopicConfig::from_map(&topic.configs).record_limit(node.config().max_record_bytes);
-
-    // Validate everything before writing anything: a bad record fails the whole request.
-    let mut placement = Vec::with_capacity(req.records.len());
+    let mut positions = Vec::with_capacity(req.records.len());
     let mut sequences = Vec::with_capacity(req.records.len());
     let mut batches: BTreeMap<u32, RecordBatch> = BTreeMap::new();
     for (i, r) in req.records.into_iter().enumerate() {
@@ -195,8 +228,7 @@ pub async fn produce(
                 return Err(ApiError::new(
                     ErrorCode::PartitionNotFound,
                     format!("record {i}: partition {p} does not exist (topic has {n})"),
-                )
-                .for_write())
+                ))
             }
             (Some(p), _) => p as u32,
             (None, Some(k)) => partition_for_key(k.as_bytes(), n),
@@ -205,10 +237,9 @@ pub async fn produce(
         sequences.push((partition, r.sequence));
         let record = to_record(i, r, now, max_record_bytes)?;
         let batch = batches.entry(partition).or_default();
-        placement.push((partition, batch.records.len() as u64));
+        positions.push((partition, batch.records.len() as u64));
         batch.records.push(record);
     }
-
     let first_sequences = batch_sequences(req.producer_id.as_deref(), &sequences)?;
     for (p, batch) in batches.iter_mut() {
         batch.idempotency_key = idempotency_key.clone();
@@ -219,47 +250,57 @@ pub async fn produce(
             });
         }
     }
-    let results = join_all(batches.into_iter().map(|(p, batch)| {
+    Ok(Placed { batches, positions })
+}
+
+/// Sends every partition's batch to its leader, concurrently, each in its `partition` span.
+async fn send(
+    node: &Node,
+    topic: &TopicMeta,
+    batches: BTreeMap<u32, RecordBatch>,
+) -> BTreeMap<u32, Result<Appended, ApiError>> {
+    join_all(batches.into_iter().map(|(p, batch)| {
         let meta = &topic.partitions[p as usize];
         let span = tracing::debug_span!("partition", topic = %topic.name, partition = p);
-        let node = node.clone();
         async move { (p, node.produce(meta.group, &meta.replicas, batch).await) }.instrument(span)
     }))
-    .await;
-    let outcome: BTreeMap<u32, Result<Appended, ApiError>> = results.into_iter().collect();
+    .await
+    .into_iter()
+    .collect()
+}
 
-    let offsets: Vec<RecordOffset> = placement
+/// The reply: every record's offset, or, when a partition failed, the first error with every
+/// record's placement. The request is `not_applied` only if nothing was written and every
+/// failure is itself `not_applied`; otherwise a blind retry could duplicate records.
+fn reply(positions: &[(u32, u64)], outcome: BTreeMap<u32, Result<Appended, ApiError>>) -> Response {
+    let offsets: Vec<ProducedRecord> = positions
         .iter()
-        .map(|(p, i)| match outcome.get(p) {
-            Some(Ok(a)) => RecordOffset {
-                partition: *p,
-                offset: Some(a.base_offset + i),
-                duplicate: a.duplicate,
-                error_code: None,
-                error: None,
-            },
-            Some(Err(e)) => RecordOffset {
-                partition: *p,
-                offset: None,
-                duplicate: false,
-                error_code: Some(e.code.number()),
-                error: Some(e.code.name().to_string()),
-            },
-            None => RecordOffset {
+        .map(|(p, i)| {
+            let mut r = ProducedRecord {
                 partition: *p,
                 offset: None,
                 duplicate: false,
                 error_code: None,
                 error: None,
-            },
+            };
+            match outcome.get(p) {
+                Some(Ok(a)) => {
+                    r.offset = Some(a.base_offset + i);
+                    r.duplicate = a.duplicate;
+                }
+                Some(Err(e)) => {
+                    r.error_code = Some(e.code.number());
+                    r.error = Some(e.code.name().to_string());
+                }
+                None => {}
+            }
+            r
         })
         .collect();
     let failures: Vec<&ApiError> = outcome.values().filter_map(|r| r.as_ref().err()).collect();
     let Some(first) = failures.first() else {
-        return Ok(Json(json!({ "offsets": offsets })).into_response());
+        return Json(ProduceReply { offsets }).into_response();
     };
-    // Some partitions failed. The request is `not_applied` only if nothing was written and
-    // every failure is itself `not_applied`; otherwise a blind retry could duplicate records.
     let any_written = outcome.values().any(|r| r.is_ok());
     let all_not_applied = failures.iter().all(|e| e.is_not_applied());
     let mut err = (*first).clone();
@@ -271,9 +312,7 @@ pub async fn produce(
     if any_written {
         err.message = format!("some partitions failed: {}", err.message);
     }
-    let mut body = err.body();
-    body["offsets"] = json!(offsets);
-    Ok((err.code.status(), Json(body)).into_response())
+    err.into_response_with_offsets(offsets)
 }
 
 #[cfg(test)]

@@ -3,17 +3,17 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use futures::future::join_all;
-use serde_json::json;
-
-use super::extract::ApiJson;
-use super::types::{
-    AlterConfigsRequest, CreateTopicRequest, PartitionDescription, TopicDescription,
+use raftka_protocol::{
+    AlterConfigsRequest, CreateTopicRequest, PartitionDescription, TopicConfigs, TopicDeleted,
+    TopicDescription, TopicList, TopicSummary,
 };
+
+use super::extract::{ApiJson, ApiPath};
 use crate::cluster::metadata::{MetaCommand, MetaResponse, TopicMeta};
 use crate::cluster::topic_config;
 use crate::error::{ApiError, ErrorCode};
@@ -162,19 +162,23 @@ pub async fn list(State(node): State<Node>) -> Result<impl IntoResponse, ApiErro
     if node.catch_up_metadata().await.is_err() {
         tracing::debug!("listing topics from possibly stale local metadata");
     }
-    let meta = node.metadata();
-    let topics: Vec<_> = meta
-        .topics
-        .values()
-        .map(|t| json!({"name": t.name, "partitions": t.partitions.len(), "replication_factor": t.replication_factor}))
-        .collect();
-    Ok(Json(json!({ "topics": topics })))
+    let topics = node.with_metadata(|m| {
+        m.topics
+            .values()
+            .map(|t| TopicSummary {
+                name: t.name.clone(),
+                partitions: t.partitions.len() as u32,
+                replication_factor: t.replication_factor,
+            })
+            .collect()
+    });
+    Ok(Json(TopicList { topics }))
 }
 
 /// `GET /v1/topics/{t}`.
 pub async fn get(
     State(node): State<Node>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let topic = node.topic(&name).await?;
     Ok(Json(describe(&node, &topic).await))
@@ -183,25 +187,35 @@ pub async fn get(
 /// `GET /v1/topics/{t}/configs`: the configs as set, and the effective values with defaults.
 pub async fn configs(
     State(node): State<Node>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let topic = node.topic(&name).await?;
     Ok(Json(configs_view(&topic)))
 }
 
-fn configs_view(topic: &TopicMeta) -> serde_json::Value {
+fn configs_view(topic: &TopicMeta) -> TopicConfigs {
     let c = topic_config::TopicConfig::from_map(&topic.configs);
     let or_unlimited = |v: Option<u64>| v.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
-    json!({
-        "name": topic.name,
-        "configs": topic.configs,
-        "effective": {
-            topic_config::RETENTION_MS: or_unlimited(c.retention_ms),
-            topic_config::RETENTION_BYTES: or_unlimited(c.retention_bytes),
-            topic_config::MAX_MESSAGE_BYTES: c.max_message_bytes,
-            topic_config::CLEANUP_POLICY: "delete",
-        }
-    })
+    let effective = [
+        (
+            topic_config::RETENTION_MS,
+            or_unlimited(c.retention_ms).into(),
+        ),
+        (
+            topic_config::RETENTION_BYTES,
+            or_unlimited(c.retention_bytes).into(),
+        ),
+        (topic_config::MAX_MESSAGE_BYTES, c.max_message_bytes.into()),
+        (topic_config::CLEANUP_POLICY, "delete".into()),
+    ];
+    TopicConfigs {
+        name: topic.name.clone(),
+        configs: topic.configs.clone(),
+        effective: effective
+            .into_iter()
+            .map(|(k, v): (&str, serde_json::Value)| (k.to_string(), v))
+            .collect(),
+    }
 }
 
 /// `PATCH /v1/topics/{t}/configs` with `{"configs": {"retention.ms": "60000", "x": null}}`:
@@ -210,7 +224,7 @@ fn configs_view(topic: &TopicMeta) -> serde_json::Value {
 /// next check.
 pub async fn alter_configs(
     State(node): State<Node>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(req): ApiJson<AlterConfigsRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     node.topic(&name).await?;
@@ -256,14 +270,17 @@ pub async fn alter_configs(
 /// `DELETE /v1/topics/{t}`.
 pub async fn delete(
     State(node): State<Node>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     node.topic(&name).await?;
     match node
         .meta_write(MetaCommand::DeleteTopic { name: name.clone() })
         .await?
     {
-        MetaResponse::TopicDeleted => Ok(Json(json!({ "name": name, "deleted": true }))),
+        MetaResponse::TopicDeleted => Ok(Json(TopicDeleted {
+            name,
+            deleted: true,
+        })),
         MetaResponse::TopicNotFound => Err(ApiError::topic_not_found(&name)),
         other => Err(ApiError::internal(format!(
             "unexpected metadata reply {other:?}"
@@ -290,12 +307,12 @@ mod tests {
     #[test]
     fn configs_are_validated() {
         let mut c = BTreeMap::new();
-        c.insert("retention.ms".to_string(), json!(1000));
+        c.insert("retention.ms".to_string(), serde_json::json!(1000));
         assert!(validate_configs(&c).is_ok());
-        c.insert("retention.bytes".to_string(), json!("-5"));
+        c.insert("retention.bytes".to_string(), serde_json::json!("-5"));
         assert!(validate_configs(&c).is_err());
         let mut u = BTreeMap::new();
-        u.insert("nope".to_string(), json!(1));
+        u.insert("nope".to_string(), serde_json::json!(1));
         assert!(validate_configs(&u).is_err());
     }
 }

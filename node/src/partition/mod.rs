@@ -93,20 +93,9 @@ pub struct PartitionStatus {
     pub replicas_lag: Option<Vec<ReplicaLag>>,
 }
 
-/// A follower's replication progress, as its leader sees it (openraft's replication metrics).
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ReplicaLag {
-    /// The replica's node.
-    pub node: NodeId,
-    /// The last Raft log index the replica is known to hold, `None` when nothing yet.
-    pub matched_index: Option<u64>,
-    /// Raft log entries the replica is behind the leader's last log index. A produce request
-    /// is one entry per partition it touches, whatever its record count.
-    pub lag: u64,
-    /// Milliseconds since the replica last acknowledged a heartbeat or an append; `None` when
-    /// the leader's metrics hold no acknowledgement for it.
-    pub last_ack_ms: Option<u64>,
-}
+/// A follower's replication progress, as its leader sees it (the wire type, also carried in
+/// [`PartitionStatus`] between nodes).
+pub use raftka_protocol::ReplicaLag;
 
 /// The partitions open on this node.
 #[derive(Default)]

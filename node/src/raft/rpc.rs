@@ -1,8 +1,6 @@
-//! Internal HTTP routes: Raft RPCs (`/raft/{group}/{rpc}`) and forwarded requests
-//! (`/internal/rpc`). Every request must carry the cluster secret; one without it gets 401 and
-//! never reaches Raft.
-
-use std::time::Duration;
+//! Internal HTTP routes: Raft RPCs (`/raft/{group}/{rpc}`), and the forwarded requests of
+//! [`crate::forward`] (`/internal/rpc`, served by [`crate::forward::serve`]). Every request must
+//! carry the cluster secret; one without it gets 401 and never reaches Raft.
 
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
@@ -18,14 +16,16 @@ use serde::Serialize;
 
 use super::transport::SECRET_HEADER;
 use crate::error::{ApiError, ErrorCode};
-use crate::internal::{InternalRequest, InternalResponse};
 use crate::node::Node;
 
 /// The internal router, guarded by the cluster secret.
 pub fn router(node: Node) -> Router {
     Router::new()
         .route("/raft/{group}/{rpc}", post(raft_rpc))
-        .route(crate::internal::INTERNAL_RPC_PATH, post(internal_rpc))
+        .route(
+            crate::forward::INTERNAL_RPC_PATH,
+            post(crate::forward::serve::internal_rpc),
+        )
         .layer(middleware::from_fn_with_state(node.clone(), require_secret))
         // Raft appends carry up to 256 entries of whole produce batches.
         .layer(axum::extract::DefaultBodyLimit::max(512 * 1024 * 1024))
@@ -135,77 +135,6 @@ async fn raft_rpc(
             format!("group {group} is not open on this node"),
         )
             .into_response(),
-    }
-}
-
-async fn internal_rpc(State(node): State<Node>, body: Bytes) -> Response {
-    let result: Result<InternalResponse, ApiError> = match codec::decode::<InternalRequest>(&body) {
-        Err(e) => Err(ApiError::bad_request(format!("bad internal request: {e}"))),
-        Ok(req) => handle_internal(&node, req).await,
-    };
-    binary(&result)
-}
-
-async fn handle_internal(node: &Node, req: InternalRequest) -> Result<InternalResponse, ApiError> {
-    let me = node.id();
-    let not_open = || {
-        ApiError::new(
-            ErrorCode::LeaderNotAvailable,
-            "partition not open on this node",
-        )
-    };
-    match req {
-        InternalRequest::Produce {
-            group,
-            batch,
-            timeout_ms,
-        } => {
-            let h = node
-                .partitions()
-                .get(group)
-                .ok_or_else(|| not_open().for_write())?;
-            let timeout = Duration::from_millis(timeout_ms).min(node.config().request_timeout());
-            h.produce(me, batch, timeout)
-                .await
-                .map(InternalResponse::Produced)
-        }
-        InternalRequest::Fetch { group, req } => {
-            let h = node.partitions().get(group).ok_or_else(not_open)?;
-            h.fetch(me, &req).await.map(InternalResponse::Fetched)
-        }
-        InternalRequest::Status {
-            group,
-            require_leader,
-        } => {
-            let h = node.partitions().get(group).ok_or_else(not_open)?;
-            let s = h.status();
-            if require_leader && s.leader != Some(me) {
-                return Err(ApiError::new(ErrorCode::NotLeader, "not leader").with_leader(s.leader));
-            }
-            Ok(InternalResponse::Status(s))
-        }
-        InternalRequest::MetaWrite { cmd, timeout_ms } => {
-            let timeout = Duration::from_millis(timeout_ms).min(node.config().request_timeout());
-            node.local_meta_write(cmd, timeout)
-                .await
-                .map(InternalResponse::Meta)
-        }
-        InternalRequest::MetaReadIndex => node
-            .local_meta_read_index()
-            .await
-            .map(InternalResponse::ReadIndex),
-        InternalRequest::OffsetForTimestamp {
-            group,
-            timestamp_ms,
-        } => {
-            let h = node.partitions().get(group).ok_or_else(not_open)?;
-            h.offset_for_timestamp(me, timestamp_ms)
-                .await
-                .map(InternalResponse::TimestampOffset)
-        }
-        InternalRequest::GroupHeartbeat { group, member_id } => node
-            .local_heartbeat(&group, &member_id)
-            .map(InternalResponse::Heartbeat),
     }
 }
 
