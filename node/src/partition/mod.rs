@@ -1,6 +1,7 @@
 //! Partitions hosted on this node: the registry of open Raft groups and the leader-local
 //! produce, fetch and status operations; [`retention`] deletes old records.
 
+mod canary;
 pub mod retention;
 
 use std::collections::HashMap;
@@ -203,11 +204,6 @@ impl PartitionHandle {
     /// `not_leader` (not applied) when another node leads, `write_outcome_unknown` when the
     /// entry was proposed but discarded by a leader change, `timeout` when it did not commit in
     /// time (outcome unknown).
-    // canary: the ack-before-commit canary returns early, leaving the normal path unreachable.
-    #[cfg_attr(
-        feature = "canary-ack-before-commit",
-        allow(unreachable_code, unused_variables)
-    )]
     pub async fn produce(
         &self,
         me: NodeId,
@@ -223,47 +219,13 @@ impl PartitionHandle {
             .with_leader(leader)
             .for_write());
         }
-        // canary: `canary-ack-before-commit` proposes the batch without waiting for it and
-        // acknowledges the offset it would get if nothing else were in flight (the current high
-        // watermark). Test-only, never in a release build.
-        #[cfg(feature = "canary-ack-before-commit")]
-        {
-            let predicted = self.progress.borrow().high_watermark;
-            return match self
-                .raft
-                .client_write_ff(Command::Produce(batch), None)
-                .await
-            {
-                Ok(()) => Ok(Appended {
-                    base_offset: predicted,
-                    duplicate: false,
-                }),
-                Err(f) => Err(ApiError::new(ErrorCode::StorageFailed, f.to_string()).for_write()),
-            };
+        if let Some(acked) = canary::ack_before_commit(self, &batch).await {
+            return acked;
         }
-        // canary: `canary-read-above-hw` keeps every batch this leader proposed, until its write
-        // completes, as the leader's uncommitted log tail, which `fetch` then serves.
-        // Test-only, never in a release build.
-        #[cfg(feature = "canary-read-above-hw")]
-        let (canary_tail, canary_ticket) = {
-            let tail = self
-                .raft
-                .extension::<Arc<std::sync::Mutex<(u64, Vec<(u64, RecordBatch)>)>>>();
-            let ticket = tail.lock().map_or(0, |mut t| {
-                t.0 += 1;
-                let ticket = t.0;
-                t.1.push((ticket, batch.clone()));
-                ticket
-            });
-            (tail, ticket)
-        };
+        let tail = canary::track_proposed(self, &batch);
         let res =
             tokio::time::timeout(timeout, self.raft.client_write(Command::Produce(batch))).await;
-        // canary: the write completed (or failed): it is no longer part of the tail.
-        #[cfg(feature = "canary-read-above-hw")]
-        if let Ok(mut t) = canary_tail.lock() {
-            t.1.retain(|(ticket, _)| *ticket != canary_ticket);
-        }
+        tail.completed();
         match res {
             Err(_) => Err(ApiError::new(
                 ErrorCode::Timeout,
@@ -408,31 +370,7 @@ impl PartitionHandle {
             high_watermark: p.high_watermark,
             log_start_offset: p.log_start_offset,
         };
-        // canary: `canary-read-above-hw` serves the leader's log up to its end instead of the
-        // high watermark: after the committed records come the batches this leader proposed
-        // and has not seen complete, at the offsets they would get, and the end of that tail
-        // is reported as the high watermark. Test-only, never in a release build.
-        #[cfg(feature = "canary-read-above-hw")]
-        let response = {
-            let mut response = response;
-            let tail = self
-                .raft
-                .extension::<Arc<std::sync::Mutex<(u64, Vec<(u64, RecordBatch)>)>>>();
-            let pending: Vec<RecordBatch> = tail
-                .lock()
-                .map(|t| t.1.iter().map(|(_, b)| b.clone()).collect())
-                .unwrap_or_default();
-            let mut next = response.high_watermark;
-            for record in pending.into_iter().flat_map(|b| b.records) {
-                if next >= req.offset && response.records.len() < req.max_records {
-                    response.records.push((next, record));
-                }
-                next += 1;
-            }
-            response.high_watermark = next;
-            response
-        };
-        Ok(response)
+        Ok(canary::serve_above_hw(self, req, response))
     }
 }
 
