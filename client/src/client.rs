@@ -3,20 +3,24 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use raftka_protocol::{
+    AlterConfigsRequest, CreateTopicRequest, ErrorBody, ErrorCode, ProduceReply, ProduceRequest,
+    TopicDeleted,
+};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use serde::Serialize;
 
-use crate::error::{Error, ErrorBody};
+use crate::error::Error;
 use crate::leaders::LeaderCache;
 use crate::types::{
     ClusterState, FetchResponse, NewRecord, PartitionOffsets, RecordOffset, TopicDescription,
     TopicList,
 };
 
-/// A produce reply as the producer needs it.
+/// A produce reply as the producer needs it (from the wire's [`ProduceReply`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ProduceReply {
+pub(crate) struct ProduceAck {
     /// One offset per record, in request order.
     pub offsets: Vec<RecordOffset>,
     /// The batch had been stored before: these are its original offsets.
@@ -143,10 +147,7 @@ impl Client {
         body: Option<bytes::Bytes>,
     ) -> Result<T, Error> {
         let (status, bytes) = self.send_raw(method, path, body).await?;
-        if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| Error::Decode(e.to_string()));
-        }
-        Err(server_error(status, &bytes))
+        parse_reply(status, &bytes)
     }
 
     /// Creates a topic.
@@ -175,15 +176,16 @@ impl Client {
         replication_factor: Option<u32>,
         configs: &[(String, String)],
     ) -> Result<TopicDescription, Error> {
-        let configs: serde_json::Map<String, serde_json::Value> = configs
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect();
-        let mut body = json!({"name": name, "partitions": partitions, "configs": configs});
-        if let Some(rf) = replication_factor {
-            body["replication_factor"] = json!(rf);
-        }
-        self.call(Method::POST, "/v1/topics", Some(body.to_string().into()))
+        let request = CreateTopicRequest {
+            name: name.to_string(),
+            partitions: Some(partitions),
+            replication_factor,
+            configs: configs
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect(),
+        };
+        self.call_with_body(Method::POST, "/v1/topics", &request)
             .await
     }
 
@@ -199,18 +201,19 @@ impl Client {
         set: &[(String, String)],
         reset: &[String],
     ) -> Result<TopicDescription, Error> {
-        let mut configs: serde_json::Map<String, serde_json::Value> = set
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect();
+        let mut request = AlterConfigsRequest {
+            configs: set
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect(),
+        };
         for k in reset {
-            configs.insert(k.clone(), serde_json::Value::Null);
+            request.configs.insert(k.clone(), serde_json::Value::Null);
         }
-        let body = json!({ "configs": configs });
-        self.call(
+        self.call_with_body(
             Method::PATCH,
             &format!("/v1/topics/{name}/configs"),
-            Some(body.to_string().into()),
+            &request,
         )
         .await
     }
@@ -228,7 +231,7 @@ impl Client {
     /// # Errors
     /// `topic_not_found` as [`Error::Server`].
     pub async fn delete_topic(&self, name: &str) -> Result<(), Error> {
-        let _: serde_json::Value = self
+        let _: TopicDeleted = self
             .call(Method::DELETE, &format!("/v1/topics/{name}"), None)
             .await?;
         Ok(())
@@ -277,8 +280,11 @@ impl Client {
         topic: &str,
         records: &[NewRecord],
     ) -> Result<Vec<RecordOffset>, Error> {
-        let body = serde_json::to_vec(&json!({ "records": records }))
-            .map_err(|e| Error::Decode(e.to_string()))?;
+        let request = ProduceRequest {
+            records: records.to_vec(),
+            producer_id: None,
+        };
+        let body = serde_json::to_vec(&request).map_err(|e| Error::Decode(e.to_string()))?;
         self.produce_raw(topic, body.into()).await
     }
 
@@ -303,27 +309,69 @@ impl Client {
         topic: &str,
         partition: u32,
         body: bytes::Bytes,
-    ) -> Result<ProduceReply, Error> {
+    ) -> Result<ProduceAck, Error> {
+        let request = Request {
+            method: Method::POST,
+            path: &format!("/v1/topics/{topic}/records"),
+            body: Some(body),
+        };
+        self.send_via_leader(
+            topic,
+            partition,
+            request,
+            Resend::IfNotSent,
+            parse_produce_reply,
+        )
+        .await
+    }
+
+    /// Sends a request about one partition to that partition's leader when the client knows
+    /// it, otherwise (or once the hint proves stale) through the bootstrap nodes
+    /// ([`Client::send_raw`]), after which it refreshes the topic's leader hints. `parse` turns
+    /// the reply into the result.
+    ///
+    /// A hint is dropped when its node answers `not_leader` or cannot be reached. Whether the
+    /// request then goes to the bootstrap nodes depends on `resend`: a write only when nothing
+    /// was sent (a `not_leader` answer is returned, for the caller's retry policy to judge); a
+    /// read also after a `not_leader` answer or a transport error.
+    async fn send_via_leader<T>(
+        &self,
+        topic: &str,
+        partition: u32,
+        request: Request<'_>,
+        resend: Resend,
+        parse: impl Fn(StatusCode, &[u8]) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let Request { method, path, body } = request;
         if let Some(base) = self.leaders.get(topic, partition) {
-            let path = format!("/v1/topics/{topic}/records");
             match self
-                .send_to(&base, Method::POST, &path, Some(body.clone()))
+                .send_to(&base, method.clone(), path, body.clone())
                 .await
             {
                 Ok((status, bytes)) => {
-                    let reply = parse_produce_reply(status, &bytes);
-                    if let Err(e) = &reply {
-                        if e.name() == Some("not_leader") {
-                            self.leaders.forget(topic, partition);
-                        }
+                    let reply = parse(status, &bytes);
+                    let stale =
+                        matches!(&reply, Err(e) if e.error_code() == Some(ErrorCode::NotLeader));
+                    if !stale {
+                        return reply;
                     }
-                    return reply;
+                    self.leaders.forget(topic, partition);
+                    if resend == Resend::IfNotSent {
+                        return reply;
+                    }
                 }
+                // Nothing was sent: any node may take it.
                 Err(Error::Unreachable(_)) => self.leaders.forget(topic, partition),
+                Err(Error::Transport(_)) if resend == Resend::Always => {
+                    self.leaders.forget(topic, partition);
+                }
                 Err(e) => return Err(e),
             }
         }
-        let reply = self.produce_raw_reply(topic, body).await;
+        let reply = match self.send_raw(method, path, body).await {
+            Ok((status, bytes)) => parse(status, &bytes),
+            Err(e) => Err(e),
+        };
         self.refresh_leaders(topic).await;
         reply
     }
@@ -354,7 +402,7 @@ impl Client {
         &self,
         topic: &str,
         body: bytes::Bytes,
-    ) -> Result<ProduceReply, Error> {
+    ) -> Result<ProduceAck, Error> {
         let (status, bytes) = self
             .send_raw(
                 Method::POST,
@@ -365,7 +413,11 @@ impl Client {
         parse_produce_reply(status, &bytes)
     }
 
-    /// Fetches records from `offset`.
+    /// Fetches records from `offset`. Like a produce from the [`Producer`](crate::Producer),
+    /// the fetch goes straight to the partition's leader once the client knows it (learned
+    /// from the topic description after a request through a bootstrap node, refreshed at most
+    /// once a second); when that leader moved or cannot be reached, the fetch (a read, safe to
+    /// repeat) is sent again through the bootstrap nodes.
     ///
     /// # Errors
     /// `offset_out_of_range` (with bounds in the body), `topic_not_found`, …
@@ -380,11 +432,34 @@ impl Client {
         let path = format!(
             "/v1/topics/{topic}/partitions/{partition}/records?offset={offset}&max_records={max_records}&max_wait_ms={max_wait_ms}"
         );
-        self.call(Method::GET, &path, None).await
+        let request = Request {
+            method: Method::GET,
+            path: &path,
+            body: None,
+        };
+        self.send_via_leader(topic, partition, request, Resend::Always, parse_reply)
+            .await
     }
 }
 
-/// An error and its sources on one line ("error sending request: …: Connection refused").
+/// One HTTP request, as [`Client::send_via_leader`] sends it (maybe twice).
+struct Request<'a> {
+    method: Method,
+    path: &'a str,
+    body: Option<bytes::Bytes>,
+}
+
+/// Whether a request first sent to a partition's (hinted) leader may be sent again through the
+/// bootstrap nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resend {
+    /// A write: only when nothing was sent (the leader refused the connection), so a write is
+    /// never sent twice.
+    IfNotSent,
+    /// A read: also after a transport error or a `not_leader` answer.
+    Always,
+}
+
 /// `host:port` as a base URL (kept as is when it has a scheme).
 fn base_url(addr: &str) -> String {
     let addr = addr.trim().trim_end_matches('/');
@@ -395,29 +470,37 @@ fn base_url(addr: &str) -> String {
     }
 }
 
-/// A produce reply's offsets, or the server's error.
-fn parse_produce_reply(status: StatusCode, bytes: &[u8]) -> Result<ProduceReply, Error> {
-    #[derive(serde::Deserialize)]
-    struct Entry {
-        #[serde(flatten)]
-        at: RecordOffset,
-        #[serde(default)]
-        duplicate: bool,
-    }
-    #[derive(serde::Deserialize)]
-    struct Reply {
-        offsets: Vec<Entry>,
-    }
+/// A 2xx reply decoded as `T`, or the server's error.
+fn parse_reply<T: DeserializeOwned>(status: StatusCode, bytes: &[u8]) -> Result<T, Error> {
     if !status.is_success() {
         return Err(server_error(status, bytes));
     }
-    let r: Reply = serde_json::from_slice(bytes).map_err(|e| Error::Decode(e.to_string()))?;
-    Ok(ProduceReply {
+    serde_json::from_slice(bytes).map_err(|e| Error::Decode(e.to_string()))
+}
+
+/// A produce reply's offsets, or the server's error.
+fn parse_produce_reply(status: StatusCode, bytes: &[u8]) -> Result<ProduceAck, Error> {
+    let r: ProduceReply = parse_reply(status, bytes)?;
+    Ok(ProduceAck {
         duplicate: r.offsets.iter().any(|e| e.duplicate),
-        offsets: r.offsets.into_iter().map(|e| e.at).collect(),
+        offsets: r
+            .offsets
+            .into_iter()
+            .map(|e| match e.offset {
+                Some(offset) => Ok(RecordOffset {
+                    partition: e.partition,
+                    offset,
+                }),
+                None => Err(Error::Decode(format!(
+                    "a successful produce reply has no offset for a record of partition {}",
+                    e.partition
+                ))),
+            })
+            .collect::<Result<_, _>>()?,
     })
 }
 
+/// An error and its sources on one line ("error sending request: …: Connection refused").
 fn with_causes(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
@@ -471,5 +554,23 @@ impl Client {
             body.map(|b| bytes::Bytes::from(b.to_string())),
         )
         .await
+    }
+
+    /// Sends a request with a typed JSON body (one of the protocol's request types, such as
+    /// [`JoinRequest`](crate::JoinRequest)) and decodes the JSON reply; an error reply becomes
+    /// [`Error::Server`].
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the body cannot be encoded (nothing was sent); otherwise as
+    /// [`Client::call_json`].
+    pub async fn call_with_body<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> Result<T, Error> {
+        let body = serde_json::to_vec(body)
+            .map_err(|e| Error::Config(format!("request cannot be encoded: {e}")))?;
+        self.call(method, path, Some(body.into())).await
     }
 }

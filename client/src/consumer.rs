@@ -21,9 +21,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use raftka_protocol::{
+    CommitReply, CommitRequest, CommittedOffset, ErrorCode, GroupOffsets, HeartbeatReply,
+    JoinReply, JoinRequest, LeaveReply, ReleaseRequest, TopicPartitionRef,
+};
 use reqwest::Method;
-use serde::Deserialize;
-use serde_json::json;
 
 use crate::client::Client;
 use crate::error::Error;
@@ -100,23 +102,14 @@ pub struct ConsumerRecord {
     pub record: FetchedRecord,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-struct TpDto {
-    topic: String,
-    partition: u32,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-struct HeartbeatDto {
-    generation: u64,
-    assignment: Vec<TpDto>,
-    #[serde(default)]
-    revoking: Vec<TpDto>,
+/// The body of a heartbeat: an empty JSON object (the protocol has no type for it).
+fn heartbeat_body() -> serde_json::Value {
+    serde_json::json!({})
 }
 
 #[derive(Default)]
 struct Shared {
-    latest: Option<HeartbeatDto>,
+    latest: Option<HeartbeatReply>,
     lost: bool,
 }
 
@@ -137,7 +130,7 @@ pub struct Consumer {
     closed: bool,
 }
 
-fn tps(v: &[TpDto]) -> BTreeSet<TopicPartition> {
+fn tps(v: &[TopicPartitionRef]) -> BTreeSet<TopicPartition> {
     v.iter().map(|t| (t.topic.clone(), t.partition)).collect()
 }
 
@@ -159,18 +152,17 @@ impl Consumer {
         cfg: ConsumerConfig,
         listener: Box<dyn RebalanceListener>,
     ) -> Result<Self, Error> {
-        #[derive(Deserialize)]
-        struct Joined {
-            member_id: String,
-            generation: u64,
-            assignment: Vec<TpDto>,
-        }
-        let body = json!({"topics": cfg.topics, "session_timeout_ms": cfg.session_timeout.as_millis() as u64, "client_id": cfg.client_id});
-        let j: Joined = client
-            .call_json(
+        let request = JoinRequest {
+            topics: cfg.topics.clone(),
+            session_timeout_ms: Some(cfg.session_timeout.as_millis() as u64),
+            client_id: Some(cfg.client_id.clone()),
+            member_id: None,
+        };
+        let j: JoinReply = client
+            .call_with_body(
                 Method::POST,
                 &format!("/v1/groups/{}/members", cfg.group),
-                Some(body),
+                &request,
             )
             .await?;
         let shared = Arc::new(Mutex::new(Shared::default()));
@@ -239,17 +231,7 @@ impl Consumer {
     }
 
     async fn fetch_committed(&self) -> Result<BTreeMap<TopicPartition, u64>, Error> {
-        #[derive(Deserialize)]
-        struct Entry {
-            topic: String,
-            partition: u32,
-            offset: u64,
-        }
-        #[derive(Deserialize)]
-        struct Reply {
-            offsets: Vec<Entry>,
-        }
-        let r: Reply = self
+        let r: GroupOffsets = self
             .client
             .call_json(
                 Method::GET,
@@ -264,19 +246,7 @@ impl Consumer {
     }
 
     async fn reset_position(&self, tp: &TopicPartition) -> Result<u64, Error> {
-        #[derive(Deserialize)]
-        struct Offsets {
-            earliest: u64,
-            latest: u64,
-        }
-        let o: Offsets = self
-            .client
-            .call_json(
-                Method::GET,
-                &format!("/v1/topics/{}/partitions/{}/offsets", tp.0, tp.1),
-                None,
-            )
-            .await?;
+        let o = self.client.partition_offsets(&tp.0, tp.1).await?;
         Ok(match self.cfg.auto_offset_reset {
             OffsetReset::Earliest => o.earliest,
             OffsetReset::Latest => o.latest,
@@ -311,15 +281,17 @@ impl Consumer {
             let list: Vec<TopicPartition> = revoking.iter().cloned().collect();
             self.listener.on_revoked(&list);
             self.commit_partitions(&list).await?;
-            let r: HeartbeatDto = self
+            let r: HeartbeatReply = self
                 .client
-                .call_json(
+                .call_with_body(
                     Method::POST,
                     &format!(
                         "/v1/groups/{}/members/{}/release",
                         self.cfg.group, self.member_id
                     ),
-                    Some(json!({"generation": self.generation})),
+                    &ReleaseRequest {
+                        generation: self.generation,
+                    },
                 )
                 .await?;
             for tp in &list {
@@ -391,7 +363,7 @@ impl Consumer {
                         .collect());
                 }
                 Ok(_) => {}
-                Err(e) if e.name() == Some("offset_out_of_range") => {
+                Err(e) if e.error_code() == Some(ErrorCode::OffsetOutOfRange) => {
                     let p = self.reset_position(tp).await?;
                     self.positions.insert(tp.clone(), p);
                 }
@@ -419,25 +391,31 @@ impl Consumer {
     }
 
     async fn commit_partitions(&mut self, partitions: &[TopicPartition]) -> Result<(), Error> {
-        let offsets: Vec<serde_json::Value> = partitions
+        let offsets: Vec<CommittedOffset> = partitions
             .iter()
             .filter_map(|tp| {
                 let pos = *self.positions.get(tp)?;
-                (self.committed.get(tp) != Some(&pos))
-                    .then(|| json!({"topic": tp.0, "partition": tp.1, "offset": pos}))
+                (self.committed.get(tp) != Some(&pos)).then(|| CommittedOffset {
+                    topic: tp.0.clone(),
+                    partition: tp.1,
+                    offset: pos,
+                })
             })
             .collect();
         if offsets.is_empty() {
             return Ok(());
         }
-        let body =
-            json!({"member_id": self.member_id, "generation": self.generation, "offsets": offsets});
-        let _: serde_json::Value = self
+        let request = CommitRequest {
+            member_id: self.member_id.clone(),
+            generation: self.generation,
+            offsets,
+        };
+        let _: CommitReply = self
             .client
-            .call_json(
+            .call_with_body(
                 Method::POST,
                 &format!("/v1/groups/{}/offsets", self.cfg.group),
-                Some(body),
+                &request,
             )
             .await?;
         for tp in partitions {
@@ -458,7 +436,7 @@ impl Consumer {
         let owned: Vec<TopicPartition> = self.owned.iter().cloned().collect();
         self.last_commit = Instant::now();
         match self.commit_partitions(&owned).await {
-            Err(e) if e.name() == Some("fenced") => {
+            Err(e) if e.error_code() == Some(ErrorCode::Fenced) => {
                 // A rebalance happened: pick it up, then commit what we still own.
                 self.refresh().await?;
                 let owned: Vec<TopicPartition> = self.owned.iter().cloned().collect();
@@ -469,7 +447,7 @@ impl Consumer {
     }
 
     async fn refresh(&mut self) -> Result<(), Error> {
-        let hb: HeartbeatDto = self
+        let hb: HeartbeatReply = self
             .client
             .call_json(
                 Method::POST,
@@ -477,7 +455,7 @@ impl Consumer {
                     "/v1/groups/{}/members/{}/heartbeat",
                     self.cfg.group, self.member_id
                 ),
-                Some(json!({})),
+                Some(heartbeat_body()),
             )
             .await?;
         if let Ok(mut s) = self.shared.lock() {
@@ -496,7 +474,7 @@ impl Consumer {
         if self.cfg.auto_commit_interval.is_some() {
             let _ = self.commit().await;
         }
-        let _: serde_json::Value = self
+        let _: LeaveReply = self
             .client
             .call_json(
                 Method::DELETE,
@@ -537,7 +515,7 @@ fn spawn_heartbeat(
         loop {
             tokio::time::sleep(every.max(Duration::from_millis(100))).await;
             match client
-                .call_json::<HeartbeatDto>(Method::POST, &path, Some(json!({})))
+                .call_json::<HeartbeatReply>(Method::POST, &path, Some(heartbeat_body()))
                 .await
             {
                 Ok(hb) => {
@@ -545,7 +523,12 @@ fn spawn_heartbeat(
                         s.latest = Some(hb);
                     }
                 }
-                Err(e) if matches!(e.name(), Some("unknown_member") | Some("group_not_found")) => {
+                Err(e)
+                    if matches!(
+                        e.error_code(),
+                        Some(ErrorCode::UnknownMember | ErrorCode::GroupNotFound)
+                    ) =>
+                {
                     if let Ok(mut s) = shared.lock() {
                         s.lost = true;
                     }

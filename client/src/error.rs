@@ -1,16 +1,9 @@
-//! The client's error type, mirroring the server's error shape.
+//! The client's error type, mirroring the server's error shape ([`raftka_protocol::ErrorBody`]).
+//!
+//! Branch on [`Error::error_code`] (an [`ErrorCode`] from the protocol's one error table),
+//! never on the message.
 
-use serde::Deserialize;
-
-/// Whether a failed write may have taken effect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Definitely not written; retrying is safe.
-    NotApplied,
-    /// Maybe written; a retry may duplicate.
-    Unknown,
-}
+pub use raftka_protocol::{ErrorCode, Outcome};
 
 /// A client error. Cloneable, because the [`Producer`](crate::Producer) hands one batch's error to
 /// every record of the batch.
@@ -84,6 +77,13 @@ impl Error {
         }
     }
 
+    /// The server's error code, if the server answered with a code this version knows (a
+    /// newer server may send codes this client has never heard of: `None`, as for errors that
+    /// did not come from the server).
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        self.code().and_then(ErrorCode::from_number)
+    }
+
     /// The server's error name, if the server answered.
     pub fn name(&self) -> Option<&str> {
         match self {
@@ -93,15 +93,6 @@ impl Error {
     }
 }
 
-#[derive(Deserialize)]
-pub(crate) struct ErrorBody {
-    pub error_code: u32,
-    pub error: String,
-    pub message: String,
-    pub retriable: bool,
-    pub outcome: Option<Outcome>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,7 +100,7 @@ mod tests {
     fn server(status: u16, name: &str, retriable: bool, outcome: Option<Outcome>) -> Error {
         Error::Server {
             status,
-            code: 0,
+            code: ErrorCode::from_name(name).map_or(0, ErrorCode::number),
             name: name.into(),
             message: String::new(),
             retriable,
@@ -132,5 +123,23 @@ mod tests {
         assert!(!Error::Transport("reset".into()).is_retriable_write());
         assert_eq!(Error::Transport("reset".into()).outcome(), Outcome::Unknown);
         assert_eq!(Error::ProducerClosed.outcome(), Outcome::Unknown);
+    }
+
+    #[test]
+    fn error_code_is_the_known_code_of_a_server_error() {
+        let e = server(503, "not_leader", true, Some(Outcome::NotApplied));
+        assert_eq!(e.error_code(), Some(ErrorCode::NotLeader));
+        assert_eq!(e.code(), Some(50302));
+        let mut newer = e.clone();
+        if let Error::Server { code, .. } = &mut newer {
+            *code = 59999;
+        }
+        assert_eq!(
+            newer.error_code(),
+            None,
+            "a code this version does not know"
+        );
+        assert_eq!(newer.code(), Some(59999));
+        assert_eq!(Error::Unreachable("x".into()).error_code(), None);
     }
 }

@@ -1,12 +1,12 @@
-//! Where each partition's leader is, as a hint: produce requests go straight to it and skip
-//! the forwarding hop a non-leader would add.
+//! Where each partition's leader is, as a hint: produce requests and fetches go straight to it
+//! and skip the forwarding hop a non-leader would add.
 //!
 //! The cache is only ever a hint. Any node still serves any request, so a stale entry costs a
 //! forward (the old leader answers `not_leader` or forwards) and is then dropped; an address
 //! that refuses the connection (nothing was sent) is dropped and the request goes to the
-//! bootstrap nodes as before. Entries come from the topic description (`leader` per
-//! partition) and the cluster state (node addresses), refreshed at most once a second per
-//! topic.
+//! bootstrap nodes as before (a fetch, being a read, also after a `not_leader` answer or a
+//! broken connection). Entries come from the topic description (`leader` per partition) and
+//! the cluster state (node addresses), refreshed at most once a second per topic.
 
 use std::collections::HashMap;
 use std::sync::RwLock;

@@ -20,6 +20,9 @@
 //! [`Producer`] does, because it is idempotent by default (its resends carry the same producer
 //! id and sequences, and the server answers a resend of a stored batch with its original
 //! offsets).
+//!
+//! The request and reply types are those of the wire contract, [`raftka_protocol`], re-exported
+//! from [`types`]; errors carry the protocol's [`ErrorCode`] ([`Error::error_code`]).
 
 pub mod client;
 pub mod consumer;
@@ -31,6 +34,6 @@ pub mod types;
 
 pub use client::Client;
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener};
-pub use error::{Error, Outcome};
+pub use error::{Error, ErrorCode, Outcome};
 pub use producer::{DeliveryFuture, Producer, ProducerConfig, ProducerStats, RetryPolicy};
 pub use types::*;

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tokio::task::{Id, JoinSet};
 
@@ -24,9 +25,9 @@ use super::metadata::PartitionCounts;
 use super::retry::{final_error, Decision, PartitionSequence, RetryPolicy};
 use super::transport::Transport;
 use super::Stats;
-use crate::client::ProduceReply;
-use crate::error::{Error, Outcome};
-use crate::types::RecordOffset;
+use crate::client::ProduceAck;
+use crate::error::{Error, ErrorCode, Outcome};
+use crate::types::{ProducedRecord, RecordOffset};
 
 /// What `send` hands the dispatcher for one record.
 pub(crate) struct Pending {
@@ -289,7 +290,10 @@ async fn send_batch(
                 return deliver_ok(batch, reply, &stats);
             }
             Err(e) => {
-                if matches!(e.name(), Some("partition_not_found" | "topic_not_found")) {
+                if matches!(
+                    e.error_code(),
+                    Some(ErrorCode::PartitionNotFound | ErrorCode::TopicNotFound)
+                ) {
                     counts.forget(&batch.tp.topic);
                 }
                 maybe_written |= e.outcome() == Outcome::Unknown;
@@ -312,7 +316,7 @@ async fn send_batch(
     }
 }
 
-fn deliver_ok(batch: Batch<Pending>, reply: ProduceReply, stats: &Stats) -> Finished {
+fn deliver_ok(batch: Batch<Pending>, reply: ProduceAck, stats: &Stats) -> Finished {
     let offsets = reply.offsets;
     let p = batch.tp.partition;
     let consistent = offsets.len() == batch.records.len()
@@ -343,17 +347,16 @@ fn deliver_err(batch: Batch<Pending>, e: &Error) -> Finished {
     let partial = match e {
         Error::Server { body, .. } => body
             .get("offsets")
-            .and_then(|o| o.as_array())
-            .filter(|o| o.len() == batch.records.len())
-            .cloned(),
+            .and_then(|o| Vec::<ProducedRecord>::deserialize(o).ok())
+            .filter(|o| o.len() == batch.records.len()),
         _ => None,
     };
     for (i, r) in batch.records.into_iter().enumerate() {
         let committed = partial.as_ref().and_then(|entries| {
             let entry = &entries[i];
             Some(RecordOffset {
-                partition: entry.get("partition")?.as_u64()? as u32,
-                offset: entry.get("offset")?.as_u64()?,
+                partition: entry.partition,
+                offset: entry.offset?,
             })
         });
         let _ = r.reply.send(match committed {
@@ -363,6 +366,6 @@ fn deliver_err(batch: Batch<Pending>, e: &Error) -> Finished {
     }
     Finished::GivenUp {
         sequence_unknown: e.outcome() == Outcome::Unknown
-            || e.name() == Some("out_of_order_sequence"),
+            || e.error_code() == Some(ErrorCode::OutOfOrderSequence),
     }
 }

@@ -354,22 +354,24 @@ impl Producer {
     /// # Errors
     /// Before anything is queued (outcome `not_applied`): the topic does not exist
     /// (`topic_not_found`) or cannot be looked up ([`Error::Unreachable`], …); the record has
-    /// no value or both value forms, or a key over 16 KiB ([`Error::Config`]). The returned
-    /// future then resolves to the record's own outcome.
+    /// no value or both value forms, a key over 16 KiB, or a negative partition
+    /// ([`Error::Config`]). The returned future then resolves to the record's own outcome.
     pub async fn send(&self, topic: &str, record: NewRecord) -> Result<DeliveryFuture, Error> {
-        validate(&record)?;
+        let explicit = validate(&record)?;
         let (topic, partitions) = self
             .inner
             .counts
             .get(self.inner.transport.as_ref(), topic)
             .await?;
-        let partition = match (&record.partition, &record.key) {
-            (Some(p), _) => Some(*p),
+        let partition = match (explicit, &record.key) {
+            (Some(p), _) => Some(p),
             (None, Some(k)) => Some(partition_for_key(k.as_bytes(), partitions)),
             (None, None) => None,
         };
+        // The batch's encoder adds the partition, and for an idempotent batch the sequence.
         let json = serde_json::to_vec(&NewRecord {
             partition: None,
+            sequence: None,
             ..record
         })
         .map_err(|e| Error::Config(format!("record cannot be encoded: {e}")))?;
@@ -441,9 +443,10 @@ impl Producer {
     }
 }
 
-/// Refuses records the server would reject with `invalid_record`; one of them would otherwise
-/// fail every other record of its batch.
-fn validate(r: &NewRecord) -> Result<(), Error> {
+/// Refuses records the server would reject with `invalid_record` or `partition_not_found`; one
+/// of them would otherwise fail every other record of its batch. Returns the record's explicit
+/// partition, if it has one.
+fn validate(r: &NewRecord) -> Result<Option<u32>, Error> {
     match (&r.value, &r.value_base64) {
         (Some(_), None) | (None, Some(_)) => {}
         (None, None) => {
@@ -462,5 +465,10 @@ fn validate(r: &NewRecord) -> Result<(), Error> {
             "a key is at most {MAX_KEY_BYTES} bytes"
         )));
     }
-    Ok(())
+    // Signed on the wire (so the server can name a negative one); a partition is a u32.
+    r.partition
+        .map(|p| {
+            u32::try_from(p).map_err(|_| Error::Config(format!("partition {p} does not exist")))
+        })
+        .transpose()
 }

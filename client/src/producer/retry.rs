@@ -213,7 +213,7 @@ mod tests {
     fn server(status: u16, name: &str, retriable: bool, outcome: Outcome) -> Error {
         Error::Server {
             status,
-            code: 0,
+            code: crate::ErrorCode::from_name(name).map_or(0, crate::ErrorCode::number),
             name: name.into(),
             message: String::new(),
             retriable,
@@ -343,7 +343,7 @@ mod tests {
         assert_eq!(final_error(&last, false).outcome(), Outcome::NotApplied);
         let e = final_error(&last, true);
         assert_eq!(e.outcome(), Outcome::Unknown);
-        assert_eq!(e.name(), Some("leader_not_available"));
+        assert_eq!(e.error_code(), Some(crate::ErrorCode::LeaderNotAvailable));
         let unreachable = final_error(&Error::Unreachable("all down".into()), true);
         assert_eq!(unreachable.outcome(), Outcome::Unknown);
         let unknown = server(504, "timeout", true, Outcome::Unknown);

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use super::transport::{BoxFuture, Transport};
 use super::*;
-use crate::client::ProduceReply;
-use crate::error::Outcome;
+use crate::client::ProduceAck;
+use crate::error::{ErrorCode, Outcome};
 
 /// What the fake server does with the next request, instead of just applying it.
 enum Fault {
@@ -86,7 +86,7 @@ impl FakeServer {
     }
 
     /// Applies one request to partition `p` as the server's state machine would.
-    fn apply(&self, p: u32, req: &serde_json::Value) -> Result<ProduceReply, Error> {
+    fn apply(&self, p: u32, req: &serde_json::Value) -> Result<ProduceAck, Error> {
         let records = req["records"].as_array().unwrap().clone();
         let mut logs = self.logs.lock().unwrap();
         let log = logs.entry(p).or_default();
@@ -107,7 +107,7 @@ impl FakeServer {
             let mut dedup = self.dedup.lock().unwrap();
             let seen = dedup.entry((p, id.to_string())).or_default();
             if let Some(b) = seen.iter().find(|b| b.sequence == first && b.count == n) {
-                return Ok(ProduceReply {
+                return Ok(ProduceAck {
                     offsets: offsets(b.base_offset),
                     duplicate: true,
                 });
@@ -144,7 +144,7 @@ impl FakeServer {
             assert_eq!(r["partition"].as_u64(), Some(u64::from(p)));
             log.push(r);
         }
-        Ok(ProduceReply {
+        Ok(ProduceAck {
             offsets: offsets(base),
             duplicate: false,
         })
@@ -162,7 +162,7 @@ impl Transport for FakeServer {
         _topic: &'a str,
         _partition: u32,
         body: bytes::Bytes,
-    ) -> BoxFuture<'a, Result<ProduceReply, Error>> {
+    ) -> BoxFuture<'a, Result<ProduceAck, Error>> {
         Box::pin(async move {
             let req: serde_json::Value = serde_json::from_slice(&body).unwrap();
             self.requests.lock().unwrap().push(req.clone());
@@ -194,10 +194,12 @@ impl Transport for FakeServer {
     }
 }
 
+/// A server error with `name`'s code from the error table.
 fn server_error(name: &str, retriable: bool, outcome: Outcome) -> Error {
+    let code = ErrorCode::from_name(name).expect("a known error name");
     Error::Server {
-        status: 503,
-        code: 50300,
+        status: code.http_status(),
+        code: code.number(),
         name: name.into(),
         message: format!("scripted {name}"),
         retriable,
@@ -408,7 +410,7 @@ async fn without_idempotence_an_unknown_outcome_is_never_retried_and_reaches_the
     for d in [d1, d2] {
         let e = d.await.unwrap_err();
         assert_eq!(e.outcome(), Outcome::Unknown);
-        assert_eq!(e.name(), Some("write_outcome_unknown"));
+        assert_eq!(e.error_code(), Some(ErrorCode::WriteOutcomeUnknown));
     }
     assert_eq!(server.requests().len(), 1, "no silent resend");
     // The partition keeps working for later records.
@@ -452,7 +454,7 @@ async fn a_non_retriable_error_fails_at_once() {
     ));
     let p = producer(&server, config());
     let e = p.send("t", rec("k", 1)).await.unwrap().await.unwrap_err();
-    assert_eq!(e.name(), Some("payload_too_large"));
+    assert_eq!(e.error_code(), Some(ErrorCode::PayloadTooLarge));
     assert_eq!(server.requests().len(), 1);
 }
 
@@ -475,7 +477,7 @@ async fn partition_not_found_refreshes_the_partition_count() {
         .unwrap()
         .await
         .unwrap_err();
-    assert_eq!(e.name(), Some("partition_not_found"));
+    assert_eq!(e.error_code(), Some(ErrorCode::PartitionNotFound));
     p.send("t", rec("k", 2)).await.unwrap().await.unwrap();
     assert_eq!(server.count_lookups.load(Ordering::SeqCst), 2);
 }
@@ -546,7 +548,28 @@ async fn invalid_records_are_refused_before_queueing() {
     assert_eq!(e.outcome(), Outcome::NotApplied);
     let long_key = NewRecord::string("v").with_key("k".repeat(MAX_KEY_BYTES + 1));
     assert!(p.send("t", long_key).await.is_err());
+    // The wire's partition is signed; a negative one never reaches the server.
+    let negative = NewRecord {
+        partition: Some(-1),
+        ..NewRecord::string("v")
+    };
+    let e = p.send("t", negative).await.unwrap_err();
+    assert!(matches!(e, Error::Config(_)), "{e}");
     assert!(server.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_record_sequence_set_by_the_caller_is_replaced_by_the_batch_sequence() {
+    let server = FakeServer::new(1);
+    let p = producer(&server, config());
+    let r = NewRecord {
+        sequence: Some(99),
+        ..NewRecord::string("v").with_partition(0)
+    };
+    p.send("t", r).await.unwrap().await.unwrap();
+    let requests = server.requests();
+    let record = &requests[0]["records"][0];
+    assert_eq!(record["sequence"], 0, "{record}");
 }
 
 #[test]
@@ -857,7 +880,7 @@ async fn an_out_of_order_refusal_moves_the_partition_to_a_fresh_producer_id() {
         body: serde_json::json!({}),
     });
     let e = p.send("t", rec("k", 2)).await.unwrap().await.unwrap_err();
-    assert_eq!(e.name(), Some("out_of_order_sequence"));
+    assert_eq!(e.error_code(), Some(ErrorCode::OutOfOrderSequence));
     assert_eq!(e.outcome(), Outcome::NotApplied, "refused, not stored");
     p.send("t", rec("k", 3)).await.unwrap().await.unwrap();
     let seqs = sequences(&server);

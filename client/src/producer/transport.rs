@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::client::{Client, ProduceReply};
+use crate::client::{Client, ProduceAck};
 use crate::error::Error;
 
 /// A boxed, sendable future (what an object-safe async trait method returns).
@@ -23,7 +23,7 @@ pub(crate) trait Transport: Send + Sync + 'static {
         topic: &'a str,
         partition: u32,
         body: bytes::Bytes,
-    ) -> BoxFuture<'a, Result<ProduceReply, Error>>;
+    ) -> BoxFuture<'a, Result<ProduceAck, Error>>;
 }
 
 impl Transport for Client {
@@ -39,7 +39,7 @@ impl Transport for Client {
         topic: &'a str,
         partition: u32,
         body: bytes::Bytes,
-    ) -> BoxFuture<'a, Result<ProduceReply, Error>> {
+    ) -> BoxFuture<'a, Result<ProduceAck, Error>> {
         Box::pin(self.produce_to_leader(topic, partition, body))
     }
 }

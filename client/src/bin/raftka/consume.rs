@@ -16,8 +16,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{ArgGroup, Args, ValueEnum};
-use raftka_client::{Client, Consumer, ConsumerConfig, FetchedRecord, OffsetReset};
-use serde::Deserialize;
+use raftka_client::{
+    Client, Consumer, ConsumerConfig, FetchedRecord, OffsetReset, PartitionOffsets,
+};
 use serde_json::json;
 
 use crate::output::Out;
@@ -159,12 +160,7 @@ async fn start_offset(client: &Client, a: &ConsumeArgs, partition: u32) -> anyho
                     "--offset @TIMESTAMP_MS expects milliseconds since the epoch, got '{n}'"
                 ));
             };
-            #[derive(Deserialize)]
-            struct ByTime {
-                latest: u64,
-                offset: Option<u64>,
-            }
-            let o: ByTime = client
+            let o: PartitionOffsets = client
                 .call_json(
                     reqwest::Method::GET,
                     &format!(
@@ -175,7 +171,7 @@ async fn start_offset(client: &Client, a: &ConsumeArgs, partition: u32) -> anyho
                 )
                 .await
                 .with_context(|| format!("offset of {}/{partition} at time {ts}", a.topic))?;
-            Ok(o.offset.unwrap_or(o.latest))
+            Ok(o.lookup.and_then(|l| l.offset).unwrap_or(o.latest))
         }
         n => match n.parse::<u64>() {
             Ok(n) => Ok(n),

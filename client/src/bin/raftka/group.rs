@@ -5,9 +5,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use raftka_client::Client;
+use raftka_client::{
+    Client, GroupDeleted, GroupDescription, GroupList, GroupStateName, ResetReply, ResetRequest,
+    TopicPartitionRef,
+};
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::output::{colored, Color, Out, Table};
 use crate::usage;
@@ -51,94 +54,101 @@ Examples:
     },
 }
 
-/// `--to` as the request body fields.
-fn reset_target(to: &str) -> anyhow::Result<Value> {
+/// The `reset-offsets` request: `--to` as its target fields, for `topic` and `partitions`
+/// (all of them when empty).
+fn reset_request(topic: &str, to: &str, partitions: &[u32]) -> anyhow::Result<ResetRequest> {
     let bad = || {
         usage(format!(
             "--to expects earliest, latest, offset:N or timestamp:MS, got '{to}'"
         ))
     };
-    Ok(match to.split_once(':') {
-        None if to == "earliest" || to == "latest" => json!({"to": to}),
+    let mut request = ResetRequest {
+        topic: topic.to_string(),
+        to: to.to_string(),
+        offset: None,
+        timestamp_ms: None,
+        partitions: (!partitions.is_empty()).then(|| partitions.to_vec()),
+    };
+    match to.split_once(':') {
+        None if to == "earliest" || to == "latest" => {}
         Some(("offset", n)) => match n.parse::<u64>() {
-            Ok(n) => json!({"to": "offset", "offset": n}),
+            Ok(n) => {
+                request.to = "offset".into();
+                request.offset = Some(n);
+            }
             Err(_) => return bad(),
         },
         Some(("timestamp", n)) => match n.parse::<i64>() {
-            Ok(n) => json!({"to": "timestamp", "timestamp_ms": n}),
+            Ok(n) => {
+                request.to = "timestamp".into();
+                request.timestamp_ms = Some(n);
+            }
             Err(_) => return bad(),
         },
         _ => return bad(),
-    })
-}
-
-/// A JSON number as text, `-` for null or missing.
-fn num(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        v => v.to_string(),
     }
+    Ok(request)
 }
 
-fn text(v: &Value) -> String {
-    match v.as_str() {
-        Some(s) => s.to_string(),
-        None => num(v),
+/// A number, `-` when there is none.
+fn num(v: Option<u64>) -> String {
+    v.map_or_else(|| "-".into(), |n| n.to_string())
+}
+
+/// A group state as the API names it.
+fn state_name(s: GroupStateName) -> &'static str {
+    match s {
+        GroupStateName::Empty => "empty",
+        GroupStateName::Stable => "stable",
+        GroupStateName::Rebalancing => "rebalancing",
     }
 }
 
 /// `[{"topic":"t","partition":0},…]` → `t/0,t/1`.
-fn tps(v: &Value) -> String {
-    let list: Vec<String> = v
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|tp| format!("{}/{}", text(&tp["topic"]), num(&tp["partition"])))
-                .collect()
-        })
-        .unwrap_or_default();
-    if list.is_empty() {
-        "-".into()
-    } else {
-        list.join(",")
+fn tps(v: &[TopicPartitionRef]) -> String {
+    if v.is_empty() {
+        return "-".into();
     }
+    let list: Vec<String> = v
+        .iter()
+        .map(|tp| format!("{}/{}", tp.topic, tp.partition))
+        .collect();
+    list.join(",")
 }
 
 pub async fn run(client: &Client, cmd: GroupCommand, out: &Out) -> anyhow::Result<ExitCode> {
     match cmd {
         GroupCommand::List => {
-            let v: Value = client
+            let list: GroupList = client
                 .call_json(Method::GET, "/v1/groups", None)
                 .await
                 .context("list groups")?;
-            let groups = v["groups"].as_array().cloned().unwrap_or_default();
             if out.json() {
-                out.print_json(&v);
-            } else if groups.is_empty() {
+                out.print_json(&serde_json::to_value(&list)?);
+            } else if list.groups.is_empty() {
                 println!("no groups");
             } else {
                 let mut table = Table::new(vec!["GROUP", "MEMBERS", "GENERATION", "STATE"]);
-                for g in &groups {
+                for g in &list.groups {
                     table.row(vec![
-                        text(&g["group"]).into(),
-                        num(&g["members"]).into(),
-                        num(&g["generation"]).into(),
-                        text(&g["state"]).into(),
+                        g.group.as_str().into(),
+                        g.members.to_string().into(),
+                        g.generation.to_string().into(),
+                        state_name(g.state).into(),
                     ]);
                 }
                 table.print(out);
             }
         }
         GroupCommand::Describe { group } => {
-            let v: Value = client
+            let d: GroupDescription = client
                 .call_json(Method::GET, &format!("/v1/groups/{group}"), None)
                 .await
                 .with_context(|| format!("describe group {group}"))?;
             if out.json() {
-                out.print_json(&v);
+                out.print_json(&serde_json::to_value(&d)?);
             } else {
-                print_description(&v, out);
+                print_description(&d, out);
             }
         }
         GroupCommand::ResetOffsets {
@@ -147,36 +157,32 @@ pub async fn run(client: &Client, cmd: GroupCommand, out: &Out) -> anyhow::Resul
             to,
             partitions,
         } => {
-            let mut body = reset_target(&to)?;
-            body["topic"] = json!(topic);
-            if !partitions.is_empty() {
-                body["partitions"] = json!(partitions);
-            }
-            let v: Value = client
-                .call_json(
+            let request = reset_request(&topic, &to, &partitions)?;
+            let reply: ResetReply = client
+                .call_with_body(
                     Method::POST,
                     &format!("/v1/groups/{group}/offsets/reset"),
-                    Some(body),
+                    &request,
                 )
                 .await
                 .with_context(|| format!("reset offsets of group {group}"))?;
             if out.json() {
-                out.print_json(&v);
+                out.print_json(&serde_json::to_value(&reply)?);
             } else {
                 println!("reset offsets of group {group} on topic {topic}");
                 let mut table = Table::new(vec!["TOPIC", "PARTITION", "OFFSET"]);
-                for o in v["offsets"].as_array().cloned().unwrap_or_default() {
+                for o in &reply.offsets {
                     table.row(vec![
-                        text(&o["topic"]).into(),
-                        num(&o["partition"]).into(),
-                        num(&o["offset"]).into(),
+                        o.topic.as_str().into(),
+                        o.partition.to_string().into(),
+                        o.offset.to_string().into(),
                     ]);
                 }
                 table.print(out);
             }
         }
         GroupCommand::Delete { group } => {
-            let _: Value = client
+            let _: GroupDeleted = client
                 .call_json(Method::DELETE, &format!("/v1/groups/{group}"), None)
                 .await
                 .with_context(|| format!("delete group {group}"))?;
@@ -190,34 +196,28 @@ pub async fn run(client: &Client, cmd: GroupCommand, out: &Out) -> anyhow::Resul
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_description(v: &Value, out: &Out) {
-    let members = v["members"].as_array().cloned().unwrap_or_default();
-    let partitions = v["partitions"].as_array().cloned().unwrap_or_default();
-    let total_lag: u64 = partitions.iter().filter_map(|p| p["lag"].as_u64()).sum();
+fn print_description(d: &GroupDescription, out: &Out) {
+    let total_lag: u64 = d.partitions.iter().filter_map(|p| p.lag).sum();
     println!(
         "group {}: {}, generation {}, {} member(s), total lag {total_lag}",
-        text(&v["group"]),
-        text(&v["state"]),
-        num(&v["generation"]),
-        members.len()
+        d.group,
+        state_name(d.state),
+        d.generation,
+        d.members.len()
     );
-    if !members.is_empty() {
+    if !d.members.is_empty() {
         let mut table = Table::new(vec!["MEMBER", "CLIENT", "TOPICS", "ASSIGNMENT"]);
-        for m in &members {
-            let topics: Vec<String> = m["topics"]
-                .as_array()
-                .map(|a| a.iter().map(text).collect())
-                .unwrap_or_default();
+        for m in &d.members {
             table.row(vec![
-                text(&m["member_id"]).into(),
-                text(&m["client_id"]).into(),
-                topics.join(",").into(),
-                tps(&m["assignment"]).into(),
+                m.member_id.as_str().into(),
+                m.client_id.as_str().into(),
+                m.topics.join(",").into(),
+                tps(&m.assignment).into(),
             ]);
         }
         table.print(out);
     }
-    if partitions.is_empty() {
+    if d.partitions.is_empty() {
         println!("no partitions assigned or committed");
         return;
     }
@@ -229,15 +229,15 @@ fn print_description(v: &Value, out: &Out) {
         "END",
         "LAG",
     ]);
-    for p in &partitions {
-        let lag = num(&p["lag"]);
+    for p in &d.partitions {
+        let lag = num(p.lag);
         table.row(vec![
-            text(&p["topic"]).into(),
-            num(&p["partition"]).into(),
-            text(&p["owner"]).into(),
-            num(&p["committed_offset"]).into(),
-            num(&p["end_offset"]).into(),
-            match p["lag"].as_u64() {
+            p.topic.as_str().into(),
+            p.partition.to_string().into(),
+            p.owner.as_deref().unwrap_or("-").into(),
+            num(p.committed_offset).into(),
+            num(p.end_offset).into(),
+            match p.lag {
                 Some(l) if l > 0 => colored(lag, Color::Red),
                 _ => lag.into(),
             },
@@ -252,21 +252,31 @@ mod tests {
 
     #[test]
     fn reset_targets_become_request_fields() {
+        let body = |to: &str, partitions: &[u32]| {
+            reset_request("orders", to, partitions)
+                .ok()
+                .map(|r| serde_json::to_value(r).unwrap())
+        };
         assert_eq!(
-            reset_target("earliest").ok(),
-            Some(json!({"to": "earliest"}))
+            body("earliest", &[]),
+            Some(json!({"topic": "orders", "to": "earliest"}))
         );
-        assert_eq!(reset_target("latest").ok(), Some(json!({"to": "latest"})));
         assert_eq!(
-            reset_target("offset:42").ok(),
-            Some(json!({"to": "offset", "offset": 42}))
+            body("latest", &[0, 2]),
+            Some(json!({"topic": "orders", "to": "latest", "partitions": [0, 2]}))
         );
         assert_eq!(
-            reset_target("timestamp:1763900000000").ok(),
-            Some(json!({"to": "timestamp", "timestamp_ms": 1_763_900_000_000i64}))
+            body("offset:42", &[]),
+            Some(json!({"topic": "orders", "to": "offset", "offset": 42}))
+        );
+        assert_eq!(
+            body("timestamp:1763900000000", &[]),
+            Some(
+                json!({"topic": "orders", "to": "timestamp", "timestamp_ms": 1_763_900_000_000i64})
+            )
         );
         for bad in ["offset:x", "offset", "nope", "timestamp:", "earliest:1"] {
-            let e = reset_target(bad).err();
+            let e = reset_request("orders", bad, &[]).err();
             assert!(
                 e.is_some_and(|e| e.downcast_ref::<crate::UsageError>().is_some()),
                 "{bad}"

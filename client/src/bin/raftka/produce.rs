@@ -308,7 +308,7 @@ fn to_record(
         ),
     };
     record.key = key.map(str::to_string);
-    record.partition = a.partition;
+    record.partition = a.partition.map(i64::from);
     record.headers = headers.clone();
     Ok(record)
 }

@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use raftka_client::Client;
+use raftka_client::{
+    Client, CommitReply, CommitRequest, CommittedOffset, ErrorCode, HeartbeatReply, JoinReply,
+    JoinRequest, ReleaseRequest,
+};
 use reqwest::Method;
-use serde::Deserialize;
 use serde_json::json;
 
 use super::histogram;
@@ -42,25 +44,6 @@ pub struct GroupArgs {
     pub json: bool,
 }
 
-#[derive(Deserialize)]
-struct Tp {
-    topic: String,
-    partition: u32,
-}
-
-#[derive(Deserialize)]
-struct Joined {
-    member_id: String,
-    generation: u64,
-}
-
-#[derive(Deserialize)]
-struct Beat {
-    generation: u64,
-    assignment: Vec<Tp>,
-    revoking: Vec<Tp>,
-}
-
 struct Member {
     id: String,
     generation: u64,
@@ -68,11 +51,17 @@ struct Member {
 }
 
 async fn join(client: &Client, group: &str, a: &GroupArgs) -> anyhow::Result<Member> {
-    let j: Joined = client
-        .call_json(
+    let request = JoinRequest {
+        topics: vec![a.topic.clone()],
+        session_timeout_ms: Some(a.session_timeout_ms),
+        client_id: Some("bench".into()),
+        member_id: None,
+    };
+    let j: JoinReply = client
+        .call_with_body(
             Method::POST,
             &format!("/v1/groups/{group}/members"),
-            Some(json!({"topics": [a.topic], "session_timeout_ms": a.session_timeout_ms, "client_id": "bench"})),
+            &request,
         )
         .await?;
     Ok(Member {
@@ -84,7 +73,8 @@ async fn join(client: &Client, group: &str, a: &GroupArgs) -> anyhow::Result<Mem
 
 /// One heartbeat, releasing revoked partitions at once. Returns whether nothing is left to revoke.
 async fn beat(client: &Client, group: &str, m: &mut Member) -> anyhow::Result<bool> {
-    let b: Beat = client
+    // A heartbeat's body is an empty object (the protocol has no type for it).
+    let b: HeartbeatReply = client
         .call_json(
             Method::POST,
             &format!("/v1/groups/{group}/members/{}/heartbeat", m.id),
@@ -100,11 +90,13 @@ async fn beat(client: &Client, group: &str, m: &mut Member) -> anyhow::Result<bo
     if b.revoking.is_empty() {
         return Ok(true);
     }
-    let r: Beat = client
-        .call_json(
+    let r: HeartbeatReply = client
+        .call_with_body(
             Method::POST,
             &format!("/v1/groups/{group}/members/{}/release", m.id),
-            Some(json!({"generation": m.generation})),
+            &ReleaseRequest {
+                generation: m.generation,
+            },
         )
         .await?;
     m.generation = r.generation;
@@ -154,7 +146,7 @@ pub async fn run(client: Client, a: GroupArgs) -> anyhow::Result<()> {
     }
     let partitions = match client.describe_topic(&a.topic).await {
         Ok(t) => t.partitions.len() as u32,
-        Err(e) if e.name() == Some("topic_not_found") => client
+        Err(e) if e.error_code() == Some(ErrorCode::TopicNotFound) => client
             .create_topic(&a.topic, a.partitions, 3)
             .await?
             .partitions
@@ -179,13 +171,21 @@ pub async fn run(client: Client, a: GroupArgs) -> anyhow::Result<()> {
     let owned: Vec<(String, u32)> = solo.owned.iter().cloned().collect();
     for i in 0..a.commits {
         let (t, p) = &owned[(i as usize) % owned.len()];
-        let body = json!({"member_id": solo.id, "generation": solo.generation, "offsets": [{"topic": t, "partition": p, "offset": 0}]});
+        let request = CommitRequest {
+            member_id: solo.id.clone(),
+            generation: solo.generation,
+            offsets: vec![CommittedOffset {
+                topic: t.clone(),
+                partition: *p,
+                offset: 0,
+            }],
+        };
         let t0 = Instant::now();
-        let _: serde_json::Value = client
-            .call_json(
+        let _: CommitReply = client
+            .call_with_body(
                 Method::POST,
                 &format!("/v1/groups/{group}/offsets"),
-                Some(body),
+                &request,
             )
             .await
             .context("commit")?;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use clap::Subcommand;
 use hdrhistogram::Histogram;
-use raftka_client::Client;
+use raftka_client::{Client, ErrorCode};
 use serde_json::json;
 
 /// Benchmarks.
@@ -145,7 +145,7 @@ pub async fn ensure_topic(
 ) -> anyhow::Result<u32> {
     match client.describe_topic(topic).await {
         Ok(t) => Ok(t.partitions.len() as u32),
-        Err(e) if e.name() == Some("topic_not_found") => {
+        Err(e) if e.error_code() == Some(ErrorCode::TopicNotFound) => {
             let t = client
                 .create_topic(topic, partitions, replication_factor)
                 .await?;
