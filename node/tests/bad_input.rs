@@ -43,9 +43,8 @@ async fn malformed_requests_get_documented_4xx_and_leave_the_log_unchanged() {
     let (s, b) = raw("{not json", "application/json").await;
     assert_error(s, &b, 400, "bad_request");
     assert_eq!(
-        b["outcome"],
-        Value::Null,
-        "parse errors happen before any write"
+        b["outcome"], "not_applied",
+        "parse errors happen before any write, and say so"
     );
     let (s, b) = raw(r#"{"recs": []}"#, "application/json").await;
     assert_error(s, &b, 400, "bad_request");
