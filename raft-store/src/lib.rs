@@ -2,8 +2,9 @@
 //!
 //! The Raft log *is* the partition log. A produce batch is written once, as a Raft log entry in
 //! the `log` column family; applying it only assigns Kafka offsets and writes a small index row
-//! `(group, base_offset) -> raft index`. Fetches read record payloads straight out of the Raft
-//! log through that index. See `docs/storage.md` in the repository for the layout.
+//! `(group, base_offset) -> (raft index, record bytes)`. Fetches read record payloads straight
+//! out of the Raft log through that index. The key layout of every column family is in
+//! [`keys`]; `docs/architecture.md` explains it.
 //!
 //! Module map:
 //! - [`types`]: the openraft type configuration, commands and records;
