@@ -53,7 +53,12 @@ async fn send(
     (status, r.json().await.unwrap())
 }
 
-fn json_ct() -> Vec<(&'static str, String)> {
+/// Request headers.
+type Headers = Vec<(&'static str, String)>;
+/// A bad produce request: what it is, its body and headers, the status and error it gets.
+type Case = (&'static str, Vec<u8>, Headers, u16, &'static str);
+
+fn json_ct() -> Headers {
     vec![("content-type", "application/json".to_string())]
 }
 
@@ -74,7 +79,7 @@ async fn every_rejected_write_says_not_applied_in_the_json_shape() {
     let na = Some("not_applied");
 
     // Invalid produce bodies.
-    let cases: Vec<(&str, Vec<u8>, Vec<(&str, String)>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "bad JSON",
             b"{not json".to_vec(),

@@ -28,8 +28,11 @@ fn round_trip<T: DeserializeOwned + Serialize>(name: &str) {
     );
 }
 
+/// A fixture's name and the check that decodes it as its reply type.
+type Fixture = (&'static str, fn(&str));
+
 /// Every endpoint's fixture and its reply type.
-const FIXTURES: &[(&str, fn(&str))] = &[
+const FIXTURES: &[Fixture] = &[
     ("topic_create", round_trip::<TopicDescription>),
     ("topic_list", round_trip::<TopicList>),
     ("topic_describe", round_trip::<TopicDescription>),
