@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
-# Measures leader failover on a running local cluster: the time from `kill -9` of a partition's
-# leader to the first acknowledged produce on that partition (through a surviving node).
+# Measures leader failover on a running local cluster: the time from `kill -9` (or, with
+# --graceful, SIGTERM) of a partition's leader to the first acknowledged produce on that
+# partition (through a surviving node), and the longest pause between two acknowledged produces
+# around it.
 #
-#   scripts/measure-failover.sh [--dir DIR] [--runs N]
+#   scripts/measure-failover.sh [--dir DIR] [--runs N] [--graceful]
 #
 # Each run creates a 1-partition RF-3 topic, produces one record per request in a loop through
-# a surviving node, kills the leader, restarts it afterwards, and prints the gap in ms.
+# a surviving node, kills (or stops) the leader, restarts it afterwards, and prints the gaps in
+# ms. A graceful stop hands leadership over (`--shutdown-handover-ms`), so its pause is short.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 dir="${RAFTKA_CLUSTER_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.cluster}"
 runs=3
+signal=KILL
+what="killed (SIGKILL)"
 while (($#)); do
   case "$1" in
     --dir) dir="$2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
-    *) echo "usage: $0 [--dir DIR] [--runs N]" >&2; exit 2 ;;
+    --graceful) signal=TERM; what="stopped (SIGTERM)"; shift ;;
+    *) echo "usage: $0 [--dir DIR] [--runs N] [--graceful]" >&2; exit 2 ;;
   esac
 done
 cluster="$(dirname "${BASH_SOURCE[0]}")/cluster.sh"
@@ -48,19 +54,22 @@ for run in $(seq 1 "$runs"); do
   ) >"$log" &
   loop=$!
   sleep 1
-  # Signal the recorded PID directly so t0 is the moment of the SIGKILL, not of a script start.
+  # Signal the recorded PID directly so t0 is the moment of the signal, not of a script start.
   pid="$(node_pid "$dir" "$leader")" || die "node $leader is not running"
-  kill -KILL "$pid"
   t0="$(date +%s%N)"
+  kill "-$signal" "$pid"
   sleep 8
   kill "$loop" 2>/dev/null || true
   wait "$loop" 2>/dev/null || true
   # The first request sent after the kill that was acknowledged; its completion time counts.
   first_ok="$(awk -v t0="$t0" '$1 > t0 && $3 == 200 { print $2; exit }' "$log")"
+  # The longest time between two consecutive acknowledgements, over the whole run.
+  pause="$(awk '$3 == 200 { if (prev) { d = $2 - prev; if (d > max) max = d } prev = $2 } END { printf "%d", max / 1000000 }' "$log")"
+  failed="$(awk '$3 != 200 { n++ } END { print n + 0 }' "$log")"
   if [ -n "$first_ok" ]; then
-    echo "run $run: leader $leader killed; first acknowledged produce after $(( (first_ok - t0) / 1000000 )) ms"
+    echo "run $run: leader $leader $what; first acknowledged produce after $(( (first_ok - t0) / 1000000 )) ms; longest pause between acks ${pause} ms; failed requests $failed"
   else
-    echo "run $run: no acknowledged produce within 8 s of the kill"
+    echo "run $run: leader $leader $what; no acknowledged produce within 8 s"
   fi
   rm -f "$log"
   "$cluster" restart "$leader" --dir "$dir" >/dev/null 2>&1

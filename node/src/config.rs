@@ -111,6 +111,12 @@ pub struct Config {
         default_value_t = 10_000
     )]
     pub metadata_snapshot_entries: u64,
+
+    /// On a graceful stop (SIGTERM), how long the node may spend handing the leadership of
+    /// every group it leads to in-sync replicas before it stops; 0 stops without handing over
+    /// (the others then elect after the leader's lease expires).
+    #[arg(long, env = "RAFTKA_SHUTDOWN_HANDOVER_MS", default_value_t = 5_000)]
+    pub shutdown_handover_ms: u64,
 }
 
 impl Config {
@@ -137,6 +143,7 @@ impl Config {
             storage_write_buffer_mb: 64,
             storage_max_wal_mb: 256,
             metadata_snapshot_entries: 10_000,
+            shutdown_handover_ms: 5_000,
         }
     }
 

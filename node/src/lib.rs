@@ -55,8 +55,10 @@ pub struct RunningNode {
 }
 
 impl RunningNode {
-    /// Graceful shutdown: stop accepting, drain requests, stop Raft, flush RocksDB.
+    /// Graceful shutdown: hand every leadership over to an in-sync replica (while still
+    /// serving), stop accepting, drain requests, stop Raft, flush RocksDB.
     pub async fn shutdown(self) {
+        self.node.hand_over_leadership().await;
         self.stop.cancel();
         let _ = self.server.await;
         self.node.shutdown().await;
@@ -116,7 +118,9 @@ pub async fn run(
     let running = start(config, listener, NetFaults::default()).await?;
     on_ready(running.addr);
     shutdown.await;
-    tracing::info!("shutting down: draining requests, stopping raft, flushing storage");
+    tracing::info!(
+        "shutting down: handing over leadership, draining requests, stopping raft, flushing storage"
+    );
     running.shutdown().await;
     Ok(())
 }

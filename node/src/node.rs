@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 use crate::cluster::metadata::{MetaState, TopicMeta};
 use crate::config::{Config, ConfigError};
 use crate::partition::Registry;
+use crate::raft::handover::{self, Handover, HandoverLimits, HandoverReport};
 use crate::raft::network::GroupNetwork;
 use crate::raft::transport::{NetFaults, Transport};
 
@@ -267,6 +268,48 @@ impl Node {
     /// A per-node counter for spreading keyless records.
     pub fn next_round_robin(&self) -> u64 {
         self.inner.round_robin.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Hands the leadership of every group this node leads (its partitions and the metadata
+    /// group) to in-sync replicas, within `--shutdown-handover-ms`, and stops this node's
+    /// replicas from campaigning: the first step of a graceful stop, taken while the node still
+    /// serves, so in-flight requests finish or are answered `not_leader` (not applied) with the
+    /// new leader as hint. See [`crate::raft::handover`].
+    pub async fn hand_over_leadership(&self) -> HandoverReport {
+        let budget = Duration::from_millis(self.inner.config.shutdown_handover_ms);
+        if budget.is_zero() {
+            return HandoverReport::default();
+        }
+        // Readiness goes first, so load balancers stop sending new requests here.
+        self.inner.shutting_down.store(true, Ordering::Release);
+        let started = Instant::now();
+        let me = self.id();
+        let limits = HandoverLimits {
+            // A voter that has not answered within an election timeout may be gone.
+            fresh: Duration::from_millis(self.inner.config.election_min_ms),
+            per_group: Duration::from_millis(self.inner.config.election_max_ms),
+            budget,
+        };
+        let partitions = self.inner.partitions.all();
+        let meta_deadline = tokio::time::Instant::now() + limits.per_group.min(budget);
+        let (mut report, meta) = tokio::join!(
+            handover::hand_over_all(partitions.iter().map(|h| (h.group, &h.raft)), me, limits),
+            handover::hand_over(&self.inner.meta, me, limits.fresh, meta_deadline),
+        );
+        match meta {
+            Handover::NotLeader => {}
+            Handover::Transferred(_) => report.transferred += 1,
+            Handover::NoTarget => report.no_target += 1,
+            Handover::TimedOut => report.timed_out += 1,
+        }
+        tracing::info!(
+            transferred = report.transferred,
+            no_target = report.no_target,
+            timed_out = report.timed_out,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "leadership handed over"
+        );
+        report
     }
 
     /// Stops background tasks and every Raft group, then flushes the store.

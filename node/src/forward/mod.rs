@@ -102,6 +102,7 @@ impl Node {
         let mut hint = local_view.or_else(|| self.cached_leader(cache_key));
         let mut next = (self.next_round_robin() as usize) % candidates.len();
         let mut backoff = Duration::from_millis(20);
+        let mut previous: Option<NodeId> = None;
         loop {
             let target = match hint.take().filter(|h| candidates.contains(h)) {
                 Some(t) => t,
@@ -121,6 +122,10 @@ impl Node {
                 }
                 Err(e) if e.code.retriable() && e.is_not_applied() => {
                     hint = e.leader_hint.filter(|h| *h != target);
+                    // Two nodes naming each other (a leadership handover in progress: the old
+                    // leader names the target, which does not lead yet) is no news: wait.
+                    let bouncing = hint.is_some() && hint == previous;
+                    previous = Some(target);
                     if Instant::now() + backoff >= deadline {
                         let mut e = e;
                         if e.code == ErrorCode::NotLeader && e.leader_hint.is_none() {
@@ -129,7 +134,7 @@ impl Node {
                         return Err(finish(e));
                     }
                     // Retry at once when we learnt the leader; back off when there is none.
-                    if hint.is_none() {
+                    if hint.is_none() || bouncing {
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_millis(250));
                     }

@@ -1,6 +1,7 @@
 //! Raft plumbing shared by every group: timing configuration, the HTTP network, the internal
 //! RPC routes and the node-to-node transport.
 
+pub mod handover;
 pub mod network;
 pub mod rpc;
 pub mod transport;

@@ -96,6 +96,13 @@ where
             },
             Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
         },
+        "transfer_leader" => match codec::decode(body) {
+            Ok(req) => match raft.handle_transfer_leader(req).await {
+                Ok(resp) => binary(&resp),
+                Err(e) => unavailable(e),
+            },
+            Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        },
         "snapshot" => {
             type Req = (
                 openraft::type_config::alias::VoteOf<TypeConfig>,

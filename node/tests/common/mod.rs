@@ -107,6 +107,13 @@ impl TestCluster {
         }
     }
 
+    /// Stops a node gracefully (leadership handover, drain, flush), keeping its data directory.
+    pub async fn stop(&mut self, id: u64) {
+        if let Some(n) = self.nodes.get_mut(&id).and_then(Option::take) {
+            n.shutdown().await;
+        }
+    }
+
     /// Starts a crashed node again on the same address and data.
     pub async fn restart(&mut self, id: u64) {
         let mut last = None;
