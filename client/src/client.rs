@@ -14,8 +14,8 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::leaders::LeaderCache;
 use crate::types::{
-    ClusterState, FetchResponse, NewRecord, PartitionOffsets, RecordOffset, TopicDescription,
-    TopicList,
+    ClusterState, FetchResponse, LeaderRebalance, NewRecord, PartitionOffsets, RecordOffset,
+    TopicDescription, TopicList,
 };
 
 /// A produce reply as the producer needs it (from the wire's [`ProduceReply`]).
@@ -243,6 +243,16 @@ impl Client {
     /// Transport errors, or the server's error.
     pub async fn cluster(&self) -> Result<ClusterState, Error> {
         self.call(Method::GET, "/v1/cluster", None).await
+    }
+
+    /// Hands every partition not led by its preferred replica back to it, where that replica is
+    /// alive and caught up (`POST /v1/cluster/rebalance-leaders`).
+    ///
+    /// # Errors
+    /// Transport errors, or the server's error.
+    pub async fn rebalance_leaders(&self) -> Result<LeaderRebalance, Error> {
+        self.call(Method::POST, "/v1/cluster/rebalance-leaders", None)
+            .await
     }
 
     /// A partition's earliest (log start) and latest (high watermark) offsets.

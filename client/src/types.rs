@@ -6,11 +6,11 @@ pub use raftka_protocol::{
     AlterConfigsRequest, ClusterPartition, ClusterState, CommitReply, CommitRequest,
     CommittedOffset, CreateTopicRequest, FetchResponse, FetchedRecord, GroupDeleted,
     GroupDescription, GroupList, GroupMember, GroupOffsets, GroupPartition, GroupStateName,
-    GroupSummary, Health, HeartbeatReply, JoinReply, JoinRequest, LeaveReply, NodeId, NodeInfo,
-    PartitionDescription, PartitionOffsets, ProduceReply, ProduceRequest, ProducedRecord,
-    RecordOffset, ReleaseRequest, ReplicaLag, ResetReply, ResetRequest, StorageStats,
-    TimestampLookup, TopicConfigs, TopicDeleted, TopicDescription, TopicList, TopicPartitionRef,
-    TopicSummary,
+    GroupSummary, Health, HeartbeatReply, JoinReply, JoinRequest, LeaderMove, LeaderMoveOutcome,
+    LeaderRebalance, LeaveReply, NodeId, NodeInfo, PartitionDescription, PartitionOffsets,
+    ProduceReply, ProduceRequest, ProducedRecord, RecordOffset, ReleaseRequest, ReplicaLag,
+    ResetReply, ResetRequest, StorageStats, TimestampLookup, TopicConfigs, TopicDeleted,
+    TopicDescription, TopicList, TopicPartitionRef, TopicSummary,
 };
 
 /// A record to produce: its constructors ([`json`](NewRecord::json),

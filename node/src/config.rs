@@ -117,6 +117,17 @@ pub struct Config {
     /// (the others then elect after the leader's lease expires).
     #[arg(long, env = "RAFTKA_SHUTDOWN_HANDOVER_MS", default_value_t = 5_000)]
     pub shutdown_handover_ms: u64,
+
+    /// How often each node hands the partitions it leads but does not prefer back to their
+    /// preferred replica (the first), when that replica is alive and caught up (Kafka's
+    /// `auto.leader.rebalance.enable`); 0 disables it. `POST /v1/cluster/rebalance-leaders`
+    /// does the same at once.
+    #[arg(
+        long,
+        env = "RAFTKA_LEADER_REBALANCE_INTERVAL_MS",
+        default_value_t = 30_000
+    )]
+    pub leader_rebalance_interval_ms: u64,
 }
 
 impl Config {
@@ -144,6 +155,8 @@ impl Config {
             storage_max_wal_mb: 256,
             metadata_snapshot_entries: 10_000,
             shutdown_handover_ms: 5_000,
+            // Off in tests that do not ask for it: they reason about where leaders are.
+            leader_rebalance_interval_ms: 0,
         }
     }
 

@@ -166,6 +166,10 @@ impl Node {
         let n = self.clone();
         self.inner
             .tasks
+            .spawn(async move { crate::cluster::leader_balance::run(n).await });
+        let n = self.clone();
+        self.inner
+            .tasks
             .spawn(async move { n.run_coordinator().await });
     }
 

@@ -199,6 +199,8 @@ async fn every_v1_reply_matches_its_fixture_and_protocol_type() {
     // Cluster and health.
     let (s, b) = c.get(2, "/v1/cluster").await;
     check::<ClusterState>("cluster", s, 200, &b);
+    let (s, b) = c.post(3, "/v1/cluster/rebalance-leaders", json!({})).await;
+    check::<LeaderRebalance>("cluster_rebalance_leaders", s, 200, &b);
     let (s, b) = c.get(1, "/healthz").await;
     check::<Health>("healthz", s, 200, &b);
     let (s, b) = c.get(1, "/readyz").await;

@@ -74,6 +74,12 @@ pub struct ClusterState {
     pub nodes: Vec<NodeInfo>,
     /// Every partition of every topic.
     pub partitions: Vec<ClusterPartition>,
+    /// Partitions not fully replicated right now (Kafka's `UnderReplicatedPartitions`): no
+    /// leader, or a follower that has not acknowledged its leader within an election timeout or
+    /// is more than 64 log entries behind. `0` means every replica of every partition is in
+    /// sync; a rolling restart waits for it before the next node.
+    #[serde(default)]
+    pub under_replicated_partitions: Option<usize>,
     /// The answering node's storage counters.
     #[serde(default)]
     pub storage: Option<StorageStats>,
@@ -86,4 +92,45 @@ pub struct Health {
     pub status: String,
     /// The node that answered.
     pub node_id: NodeId,
+}
+
+/// What became of one partition's move to its preferred leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaderMoveOutcome {
+    /// The preferred replica leads now.
+    Moved,
+    /// The preferred replica already led.
+    AlreadyPreferred,
+    /// The preferred replica is not alive or not caught up: nothing was changed.
+    TargetNotReady,
+    /// The transfer was asked for but did not complete in time; the group elects as usual.
+    TimedOut,
+    /// No leader could be asked (an election, an unreachable node).
+    NoLeader,
+}
+
+/// One partition in a leader rebalance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderMove {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// The leader before.
+    pub from: Option<NodeId>,
+    /// The preferred replica (the first of the partition's replicas).
+    pub to: NodeId,
+    /// What happened.
+    pub outcome: LeaderMoveOutcome,
+}
+
+/// `POST /v1/cluster/rebalance-leaders`: every partition not led by its preferred replica is
+/// handed to it when that replica is alive and caught up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderRebalance {
+    /// Partitions already led by their preferred replica.
+    pub already_preferred: usize,
+    /// The partitions that were not, and what became of each.
+    pub moves: Vec<LeaderMove>,
 }

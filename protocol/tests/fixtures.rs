@@ -47,6 +47,7 @@ const FIXTURES: &[Fixture] = &[
     ("error_write", round_trip::<ErrorBody>),
     ("error_offset_out_of_range", round_trip::<ErrorBody>),
     ("cluster", round_trip::<ClusterState>),
+    ("cluster_rebalance_leaders", round_trip::<LeaderRebalance>),
     ("healthz", round_trip::<Health>),
     ("readyz", round_trip::<Health>),
     ("group_join", round_trip::<JoinReply>),

@@ -9,6 +9,7 @@
 //! Module map:
 //! - [`types`]: the openraft type configuration, commands and records;
 //! - [`store`]: the shared RocksDB handle, the poisoned flag and the group-commit syncer;
+//! - [`format`]: the store's format version stamp, checked before RocksDB opens;
 //! - [`log_store`]: openraft's `RaftLogStorage` for one group;
 //! - [`partition_state`]: a partition's log state and the pure part of applying an entry;
 //! - [`dedup`]: idempotent-producer and idempotency-key memory;
@@ -26,6 +27,7 @@
 pub mod blob_sm;
 pub mod codec;
 pub mod dedup;
+pub mod format;
 pub mod keys;
 pub mod log_store;
 mod offset_index;

@@ -47,6 +47,29 @@ pub enum StoreError {
     /// Any other I/O failure.
     #[error("io: {0}")]
     Io(#[from] io::Error),
+    /// The store was written by a newer Raftka (see [`crate::format`]); it is left untouched.
+    #[error(
+        "the data directory holds store format {found}, written by a newer Raftka; this build \
+         reads formats up to {supported}. Run the newer version (or restore a backup); nothing \
+         was changed"
+    )]
+    NewerFormat {
+        /// The stamped format.
+        found: u32,
+        /// The newest format this build reads.
+        supported: u32,
+    },
+    /// The store is older than this build can migrate.
+    #[error(
+        "the data directory holds store format {found}; this build migrates from format \
+         {oldest} on. Upgrade through an intermediate version first; nothing was changed"
+    )]
+    UnsupportedFormat {
+        /// The stamped format.
+        found: u32,
+        /// The oldest format this build migrates.
+        oldest: u32,
+    },
 }
 
 impl From<StoreError> for io::Error {
@@ -99,8 +122,11 @@ impl Store {
     /// Opens (or creates) the store under `dir` with the given options.
     ///
     /// # Errors
-    /// When RocksDB cannot open the directory (locked by another process, corrupt, no space).
+    /// [`StoreError::NewerFormat`] when a newer Raftka wrote the store (nothing is changed);
+    /// when RocksDB cannot open the directory (locked by another process, corrupt, no space).
     pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Self, StoreError> {
+        // Before RocksDB touches the directory: a newer format is refused untouched.
+        crate::format::check_and_stamp(dir)?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);

@@ -30,8 +30,8 @@ pub fn node_bin() -> PathBuf {
     bin
 }
 
-/// A base port whose next three ports are free on 127.0.0.1 right now.
-fn free_base_port() -> u16 {
+/// A base port whose next `n` ports are free on 127.0.0.1 right now.
+fn free_base_port(n: u16) -> u16 {
     let seed = std::process::id() as u64
         ^ std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -40,14 +40,15 @@ fn free_base_port() -> u16 {
     for i in 0..200u64 {
         let base =
             20_000 + ((seed.wrapping_mul(2_654_435_761).wrapping_add(i * 7_919)) % 40_000) as u16;
-        if (0..3).all(|k| TcpListener::bind(("127.0.0.1", base + k)).is_ok()) {
+        if (0..n).all(|k| TcpListener::bind(("127.0.0.1", base + k)).is_ok()) {
             return base;
         }
     }
     panic!("no free port range found");
 }
 
-/// A running 3-node cluster; stopped (SIGTERM, then SIGKILL of its own PIDs) when dropped.
+/// A running cluster (3 nodes unless started with [`Cluster::start_n`]); stopped (SIGTERM, then
+/// SIGKILL of its own PIDs) when dropped.
 pub struct Cluster {
     // Dropped after `drop` below has stopped the nodes.
     dir: tempfile::TempDir,
@@ -56,6 +57,11 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start() -> Cluster {
+        Self::start_n(3)
+    }
+
+    /// A cluster of `n` nodes.
+    pub fn start_n(n: u16) -> Cluster {
         let bin = node_bin();
         let mut last = String::new();
         for _attempt in 0..3 {
@@ -63,12 +69,12 @@ impl Cluster {
                 .prefix("raftka-cli-test")
                 .tempdir()
                 .expect("temp dir");
-            let base = free_base_port();
+            let base = free_base_port(n);
             let out = Command::new(workspace().join("scripts/cluster.sh"))
                 .args([
                     "start",
                     "-n",
-                    "3",
+                    &n.to_string(),
                     "--base-port",
                     &base.to_string(),
                     "--dir",
@@ -81,7 +87,7 @@ impl Cluster {
                 .expect("run scripts/cluster.sh");
             let cluster = Cluster {
                 dir,
-                bootstrap: (0..3)
+                bootstrap: (0..n)
                     .map(|k| format!("127.0.0.1:{}", base + k))
                     .collect::<Vec<_>>()
                     .join(","),

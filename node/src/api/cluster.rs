@@ -5,8 +5,11 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use futures::future::join_all;
-use raftka_protocol::{ClusterPartition, ClusterState, Health, NodeInfo, StorageStats};
+use raftka_protocol::{
+    ClusterPartition, ClusterState, Health, LeaderRebalance, NodeInfo, StorageStats,
+};
 
+use crate::cluster::leader_balance::MAX_TAKEOVER_LAG;
 use crate::error::{ApiError, ErrorCode};
 use crate::node::Node;
 
@@ -35,6 +38,23 @@ pub async fn cluster(State(node): State<Node>) -> Json<ClusterState> {
             .map(|(_, _, p)| node.partition_status(p.group, &p.replicas)),
     )
     .await;
+    let in_sync = |lag: &raftka_protocol::ReplicaLag| {
+        lag.lag <= MAX_TAKEOVER_LAG
+            && lag
+                .last_ack_ms
+                .is_some_and(|ms| ms <= node.config().election_max_ms)
+    };
+    let under_replicated = groups
+        .iter()
+        .zip(&statuses)
+        .filter(|((_, _, p), s)| {
+            let followers = p.replicas.len().saturating_sub(1);
+            match (&s.leader, &s.replicas_lag) {
+                (Some(_), Some(lags)) => lags.iter().filter(|l| in_sync(l)).count() < followers,
+                _ => true,
+            }
+        })
+        .count();
     let partitions: Vec<ClusterPartition> = groups
         .into_iter()
         .zip(statuses)
@@ -54,11 +74,18 @@ pub async fn cluster(State(node): State<Node>) -> Json<ClusterState> {
         metadata_leader: node.meta_leader(),
         nodes,
         partitions,
+        under_replicated_partitions: Some(under_replicated),
         storage: Some(StorageStats {
             appends_synced: stats.appends_synced,
             wal_syncs: stats.wal_syncs,
         }),
     })
+}
+
+/// `POST /v1/cluster/rebalance-leaders`: hands every partition not led by its preferred
+/// replica back to it, where that replica is alive and caught up.
+pub async fn rebalance_leaders(State(node): State<Node>) -> Json<LeaderRebalance> {
+    Json(node.rebalance_leaders().await)
 }
 
 /// `GET /healthz`: the process serves.

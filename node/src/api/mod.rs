@@ -82,6 +82,10 @@ pub fn router(node: Node) -> Router {
             axum::routing::post(groups::reset),
         )
         .route("/v1/cluster", get(cluster::cluster))
+        .route(
+            "/v1/cluster/rebalance-leaders",
+            axum::routing::post(cluster::rebalance_leaders),
+        )
         .route("/healthz", get(cluster::healthz))
         .route("/readyz", get(cluster::readyz))
         .fallback(not_found)

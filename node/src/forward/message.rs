@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use raft_store::{GroupId, RecordBatch};
+use raft_store::{GroupId, NodeId, RecordBatch};
+use raftka_protocol::LeaderMoveOutcome;
 use serde::{Deserialize, Serialize};
 
 use crate::cluster::coordinator::HeartbeatReply;
@@ -57,6 +58,13 @@ pub enum InternalRequest {
         group: GroupId,
         /// The time.
         timestamp_ms: i64,
+    },
+    /// Hand the partition's leadership to `to` (its preferred replica), on the partition leader.
+    MoveLeadership {
+        /// Partition group.
+        group: GroupId,
+        /// The node to lead.
+        to: NodeId,
     },
     /// A consumer group heartbeat, handled by the metadata leader (the coordinator).
     GroupHeartbeat {
@@ -132,4 +140,6 @@ responses! {
     Heartbeat(HeartbeatReply),
     /// Timestamp lookup reply.
     TimestampOffset(TimestampOffset),
+    /// What a leadership move did.
+    Moved(LeaderMoveOutcome),
 }

@@ -59,6 +59,12 @@ pub async fn serve_local(node: &Node, req: InternalRequest) -> Result<InternalRe
                 .await
                 .map(InternalResponse::TimestampOffset)
         }
+        InternalRequest::MoveLeadership { group, to } => {
+            let h = open_partition(node, group)?;
+            node.local_move_leadership(&h, to)
+                .await
+                .map(InternalResponse::Moved)
+        }
         InternalRequest::MetaWrite { cmd, timeout_ms } => node
             .local_meta_write(cmd, clamp(timeout_ms))
             .await

@@ -101,9 +101,23 @@ where
         }
         transfer_target(&m, fresh)
     };
-    let Some(to) = target else {
-        return Handover::NoTarget;
-    };
+    match target {
+        Some(to) => transfer(raft, me, to, deadline).await,
+        None => Handover::NoTarget,
+    }
+}
+
+/// Asks `raft`'s leader (this node) to hand its leadership to `to` and waits, until `deadline`,
+/// for another node to lead.
+pub async fn transfer<SM>(
+    raft: &raft_store::Raft<SM>,
+    me: NodeId,
+    to: NodeId,
+    deadline: Instant,
+) -> Handover
+where
+    SM: RaftStateMachine<TypeConfig>,
+{
     if raft.trigger().transfer_leader(to).await.is_err() {
         return Handover::TimedOut;
     }
@@ -119,6 +133,38 @@ where
         Ok(m) => Handover::Transferred(m.current_leader.unwrap_or(to)),
         Err(_) => Handover::TimedOut,
     }
+}
+
+/// Whether `to` may take over from this leader now: a voter that acknowledged the leader
+/// within `fresh` and whose log is at most `max_lag` entries behind.
+pub fn may_take_over(
+    m: &RaftMetrics<TypeConfig>,
+    to: NodeId,
+    fresh: Duration,
+    max_lag: u64,
+) -> bool {
+    use openraft::Instant as _;
+    if m.current_leader != Some(m.id) || !m.membership_config.voter_ids().any(|v| v == to) {
+        return false;
+    }
+    let acked = m
+        .heartbeat
+        .as_ref()
+        .and_then(|h| h.get(&to))
+        .and_then(|t| t.as_ref())
+        .is_some_and(|t| t.elapsed() <= fresh);
+    let matched = m
+        .replication
+        .as_ref()
+        .and_then(|r| r.get(&to))
+        .and_then(|l| l.as_ref())
+        .map(|l| l.index());
+    let lag = match (m.last_log_index, matched) {
+        (Some(last), Some(at)) => last.saturating_sub(at),
+        (Some(last), None) => last + 1,
+        (None, _) => 0,
+    };
+    acked && lag <= max_lag
 }
 
 /// How long one handover may take, and the whole of a node's.

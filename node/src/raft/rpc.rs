@@ -14,7 +14,7 @@ use openraft::Snapshot;
 use raft_store::{codec, GroupId, TypeConfig, METADATA_GROUP};
 use serde::Serialize;
 
-use super::transport::SECRET_HEADER;
+use super::transport::{OLDEST_WIRE_VERSION, SECRET_HEADER, WIRE_VERSION, WIRE_VERSION_HEADER};
 use crate::error::{ApiError, ErrorCode};
 use crate::node::Node;
 
@@ -56,7 +56,33 @@ async fn require_secret(State(node): State<Node>, req: Request, next: Next) -> R
         )
         .into_response();
     }
+    if let Err(e) = check_wire_version(req.headers().get(WIRE_VERSION_HEADER)) {
+        return e.into_response();
+    }
     next.run(req).await
+}
+
+/// Accepts a peer's internal wire version in `OLDEST_WIRE_VERSION..=WIRE_VERSION` (no header:
+/// version 1, from a build before the header); anything else is refused with a clear error
+/// instead of being misdecoded.
+fn check_wire_version(header: Option<&axum::http::HeaderValue>) -> Result<(), ApiError> {
+    let version = match header {
+        None => 1,
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .ok_or_else(|| ApiError::bad_request("malformed internal wire version header"))?,
+    };
+    if (OLDEST_WIRE_VERSION..=WIRE_VERSION).contains(&version) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "the peer speaks internal wire version {version}; this node reads versions \
+             {OLDEST_WIRE_VERSION} to {WIRE_VERSION}: upgrade the nodes one at a time, each to \
+             a version that reads its predecessor's messages"
+        )))
+    }
 }
 
 fn binary<T: Serialize>(value: &T) -> Response {
@@ -147,7 +173,19 @@ async fn raft_rpc(
 
 #[cfg(test)]
 mod tests {
-    use super::secret_matches;
+    use super::{check_wire_version, secret_matches, WIRE_VERSION};
+
+    #[test]
+    fn wire_versions_in_range_are_accepted() {
+        use axum::http::HeaderValue;
+        assert!(check_wire_version(None).is_ok());
+        assert!(check_wire_version(Some(&HeaderValue::from_static("1"))).is_ok());
+        let newer = HeaderValue::from_str(&(WIRE_VERSION + 1).to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("0"));
+        let e = check_wire_version(Some(&newer)).err();
+        assert!(e.is_some_and(|e| e.message.contains("wire version")));
+        assert!(check_wire_version(Some(&HeaderValue::from_static("x"))).is_err());
+    }
 
     #[test]
     fn secret_comparison() {

@@ -12,6 +12,16 @@ use raft_store::NodeId;
 
 /// The header that carries the cluster secret.
 pub const SECRET_HEADER: &str = "x-raftka-secret";
+/// The header carrying the internal wire version of the sending node.
+pub const WIRE_VERSION_HEADER: &str = "x-raftka-wire";
+/// The version of the node-to-node messages (Raft RPCs and forwarded requests, postcard) this
+/// build sends. A change to their encoding raises it; a receiver accepts
+/// [`OLDEST_WIRE_VERSION`]`..=`[`WIRE_VERSION`], so a cluster part-way through a rolling upgrade
+/// keeps working as long as the new build still reads the old version.
+pub const WIRE_VERSION: u32 = 1;
+/// The oldest internal wire version this build reads. A request without the header comes
+/// from a build before the header existed, which spoke version 1.
+pub const OLDEST_WIRE_VERSION: u32 = 1;
 
 /// Why a request to a peer failed.
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +192,7 @@ impl Transport {
             .http
             .post(url)
             .header(SECRET_HEADER, &self.inner.secret)
+            .header(WIRE_VERSION_HEADER, WIRE_VERSION)
             .header("content-type", "application/octet-stream")
             .timeout(timeout)
             .body(body)

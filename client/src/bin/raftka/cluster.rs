@@ -1,11 +1,11 @@
-//! `raftka cluster status`.
+//! `raftka cluster status` and `raftka cluster rebalance-leaders`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use raftka_client::{Client, ClusterPartition, ReplicaLag};
+use raftka_client::{Client, ClusterPartition, LeaderMoveOutcome, ReplicaLag};
 use serde_json::json;
 
 use crate::output::{colored, ids, Color, Out, Table};
@@ -29,6 +29,17 @@ Examples:
         #[arg(long, default_value_t = 0)]
         lag_threshold: u64,
     },
+    /// Hand every partition not led by its preferred replica (its first) back to it, where
+    /// that replica is alive and caught up. Nodes also do this on their own every
+    /// --leader-rebalance-interval-ms (30 s by default).
+    #[command(after_help = "\
+Each move is a leadership transfer: producers to a moved partition see a pause of a few round
+trips, and nothing they sent is lost or written twice.
+
+Examples:
+  raftka cluster rebalance-leaders
+  raftka cluster rebalance-leaders --output json")]
+    RebalanceLeaders,
 }
 
 /// A replica behind its partition leader.
@@ -44,7 +55,56 @@ struct NodeLoad {
 }
 
 pub async fn run(client: &Client, cmd: ClusterCommand, out: &Out) -> anyhow::Result<ExitCode> {
-    let ClusterCommand::Status { lag_threshold } = cmd;
+    match cmd {
+        ClusterCommand::Status { lag_threshold } => status(client, lag_threshold, out).await,
+        ClusterCommand::RebalanceLeaders => rebalance_leaders(client, out).await,
+    }
+}
+
+async fn rebalance_leaders(client: &Client, out: &Out) -> anyhow::Result<ExitCode> {
+    let r = client
+        .rebalance_leaders()
+        .await
+        .context("rebalance leaders")?;
+    if out.json() {
+        out.print_json(&serde_json::to_value(&r)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let moved = r
+        .moves
+        .iter()
+        .filter(|m| m.outcome == LeaderMoveOutcome::Moved)
+        .count();
+    println!(
+        "{moved} leadership(s) moved to their preferred replica; {} partition(s) already led by it",
+        r.already_preferred
+    );
+    if !r.moves.is_empty() {
+        let mut t = Table::new(vec!["TOPIC", "PARTITION", "FROM", "TO", "OUTCOME"]);
+        for m in &r.moves {
+            let outcome = serde_json::to_value(m.outcome)?
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let cell = if m.outcome == LeaderMoveOutcome::Moved {
+                colored(outcome, Color::Green)
+            } else {
+                colored(outcome, Color::Red)
+            };
+            t.row(vec![
+                m.topic.as_str().into(),
+                m.partition.to_string().into(),
+                m.from.map_or("-".to_string(), |f| f.to_string()).into(),
+                m.to.to_string().into(),
+                cell,
+            ]);
+        }
+        t.print(out);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn status(client: &Client, lag_threshold: u64, out: &Out) -> anyhow::Result<ExitCode> {
     let state = client.cluster().await.context("cluster status")?;
     let mut load: BTreeMap<u64, NodeLoad> = state
         .nodes
