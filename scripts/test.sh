@@ -14,6 +14,17 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked -- --test-threads="${RAFTKA_TEST_THREADS:-2}"
 
+# The compose deployment (compose.yaml and the Dockerfile's runtime), with the binaries built by
+# cargo test above and a base image made locally (no registry). Needs Docker and root.
+echo "== scripts/compose-test.sh"
+if [[ -n "${RAFTKA_SKIP_COMPOSE:-}" ]]; then
+  echo "skipped: RAFTKA_SKIP_COMPOSE is set"
+elif ! command -v docker >/dev/null 2>&1 || ! docker info >/dev/null 2>&1; then
+  echo "skipped: no Docker daemon"
+else
+  scripts/compose-test.sh
+fi
+
 # The short fault run (STYLE.md: "then a short fault run"): real nodes in network namespaces,
 # about 4 minutes. It reuses the dev build above (jepsen/run builds the same selection, so
 # nothing recompiles) and removes everything it created: namespaces, nft rules, qdiscs, node
