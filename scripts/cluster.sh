@@ -583,23 +583,28 @@ cmd_kill() {
     forget_dead "${IDS[@]}"
 }
 
+# relaunch ID — start a stopped node again with its recorded arguments, once its port is free.
+relaunch() {
+    local id="$1" deadline=$(($(now_s) + 10))
+    while port_in_use "$(node_port "$id")" "$CL_HOST"; do
+        if (($(now_s) >= deadline)); then
+            die "port $(node_port "$id") is still in use by another process; cannot restart node $id"
+        fi
+        sleep 0.2
+    done
+    launch_node "$id"
+    info "node $id restarted (pid $(node_pid "$DIR" "$id" || printf 'exited'))"
+}
+
 cmd_restart() {
-    local id deadline
+    local id
     load_cluster_env "$DIR"
     require_ids
     [[ -x "$CL_BIN" ]] || die "binary $CL_BIN (from $DIR/cluster.env) is missing"
     lock_dir
     graceful_stop "${TIMEOUT:-20}" "${IDS[@]}"
     for id in "${IDS[@]}"; do
-        deadline=$(($(now_s) + 10))
-        while port_in_use "$(node_port "$id")" "$CL_HOST"; do
-            if (($(now_s) >= deadline)); then
-                die "port $(node_port "$id") is still in use by another process; cannot restart node $id"
-            fi
-            sleep 0.2
-        done
-        launch_node "$id"
-        info "node $id restarted (pid $(node_pid "$DIR" "$id" || printf 'exited'))"
+        relaunch "$id"
     done
     if ((NO_WAIT == 0)); then
         wait_ready "$(ready_timeout)" "${IDS[@]}" || die "restart of node(s) ${IDS[*]} failed"
@@ -649,12 +654,7 @@ cmd_rolling_restart() {
             die "not restarting node $id: the cluster is not fully replicated"
         info "rolling restart: node $id"
         graceful_stop 20 "$id"
-        local deadline=$(($(now_s) + 10))
-        while port_in_use "$(node_port "$id")" "$CL_HOST"; do
-            (($(now_s) < deadline)) || die "port $(node_port "$id") is still in use; cannot restart node $id"
-            sleep 0.2
-        done
-        launch_node "$id"
+        relaunch "$id"
         wait_ready "$timeout" "$id" || die "node $id did not become ready after its restart"
     done
     wait_fully_replicated "$timeout" || die "the cluster is not fully replicated after the restarts"

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{ok, Cluster};
+use common::{ok, read_partition, Cluster};
 use raftka_client::{
     Client, DeliveryFuture, NewRecord, Outcome, Producer, ProducerConfig, RecordOffset,
 };
@@ -44,30 +44,6 @@ async fn leaders(client: &Client, deadline: Instant) -> Vec<u64> {
         }
         assert!(Instant::now() < deadline, "partitions without a leader");
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Reads a whole partition from offset 0 through one node, as `(offset, value)`.
-async fn read_partition(client: &Client, partition: u32) -> Vec<(u64, String)> {
-    let mut out = Vec::new();
-    let mut offset = 0;
-    loop {
-        let r = client
-            .fetch(TOPIC, partition, offset, 10_000, 0)
-            .await
-            .unwrap_or_else(|e| panic!("fetch partition {partition} at {offset}: {e}"));
-        for rec in &r.records {
-            let v = rec.value.as_str().expect("string values").to_string();
-            out.push((rec.offset, v));
-        }
-        offset += r.records.len() as u64;
-        if offset >= r.high_watermark {
-            return out;
-        }
-        assert!(
-            !r.records.is_empty(),
-            "an empty fetch below the high watermark"
-        );
     }
 }
 
@@ -202,7 +178,7 @@ async fn run(cluster: Arc<Cluster>) {
         let via = Client::new([addr]).expect("client");
         let mut log = Vec::new();
         for p in 0..PARTITIONS {
-            log.push(read_partition(&via, p).await);
+            log.push(read_partition(&via, TOPIC, p).await);
         }
         match &first {
             None => first = Some(log),

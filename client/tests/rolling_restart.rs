@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{ok, Cluster};
+use common::{ok, read_partition, Cluster};
 use raftka_client::{Client, NewRecord, Producer, ProducerConfig, RecordOffset};
 
 const TOPIC: &str = "rolling";
@@ -143,26 +143,7 @@ async fn run(cluster: Arc<Cluster>) {
         let via = Client::new([addr]).expect("client");
         let mut log = Vec::new();
         for p in 0..PARTITIONS {
-            let mut records = Vec::new();
-            let mut offset = 0;
-            loop {
-                let r = via
-                    .fetch(TOPIC, p, offset, 10_000, 0)
-                    .await
-                    .unwrap_or_else(|e| panic!("fetch {p} at {offset} via {addr}: {e}"));
-                for rec in &r.records {
-                    records.push((rec.offset, rec.value.as_str().expect("string").to_string()));
-                }
-                offset += r.records.len() as u64;
-                if offset >= r.high_watermark {
-                    break;
-                }
-                assert!(
-                    !r.records.is_empty(),
-                    "an empty fetch below the high watermark"
-                );
-            }
-            log.push(records);
+            log.push(read_partition(&via, TOPIC, p).await);
         }
         match &first {
             None => first = Some(log),

@@ -196,3 +196,32 @@ pub fn ok(out: &Output, what: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Reads a whole partition from offset 0 through `client`, as `(offset, value)` for string
+/// values.
+pub async fn read_partition(
+    client: &raftka_client::Client,
+    topic: &str,
+    partition: u32,
+) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let r = client
+            .fetch(topic, partition, offset, 10_000, 0)
+            .await
+            .unwrap_or_else(|e| panic!("fetch {topic}/{partition} at {offset}: {e}"));
+        for rec in &r.records {
+            let v = rec.value.as_str().expect("string values").to_string();
+            out.push((rec.offset, v));
+        }
+        offset += r.records.len() as u64;
+        if offset >= r.high_watermark {
+            return out;
+        }
+        assert!(
+            !r.records.is_empty(),
+            "an empty fetch below the high watermark"
+        );
+    }
+}
