@@ -4,8 +4,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use raftka_protocol::{
-    AlterConfigsRequest, CreateTopicRequest, ErrorBody, ErrorCode, ProduceReply, ProduceRequest,
-    TopicDeleted,
+    AlterConfigsRequest, AlterTopicRequest, CreateTopicRequest, ErrorBody, ErrorCode, ProduceReply,
+    ProduceRequest, TopicDeleted,
 };
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -214,6 +214,24 @@ impl Client {
             Method::PATCH,
             &format!("/v1/topics/{name}/configs"),
             &request,
+        )
+        .await
+    }
+
+    /// Grows a topic to `partitions` partitions (`PATCH /v1/topics/{name}`); partitions only
+    /// grow. Keyed records go to other partitions afterwards. Returns the topic's description.
+    ///
+    /// # Errors
+    /// `topic_not_found`, `invalid_topic` (not more partitions than now), as [`Error::Server`].
+    pub async fn add_partitions(
+        &self,
+        name: &str,
+        partitions: u32,
+    ) -> Result<TopicDescription, Error> {
+        self.call_with_body(
+            Method::PATCH,
+            &format!("/v1/topics/{name}"),
+            &AlterTopicRequest { partitions },
         )
         .await
     }

@@ -3,8 +3,8 @@
 //! cannot silently decode as a default on the other.
 
 pub use raftka_protocol::{
-    AlterConfigsRequest, ClusterPartition, ClusterState, CommitReply, CommitRequest,
-    CommittedOffset, CreateTopicRequest, FetchResponse, FetchedRecord, GroupDeleted,
+    AlterConfigsRequest, AlterTopicRequest, ClusterPartition, ClusterState, CommitReply,
+    CommitRequest, CommittedOffset, CreateTopicRequest, FetchResponse, FetchedRecord, GroupDeleted,
     GroupDescription, GroupList, GroupMember, GroupOffsets, GroupPartition, GroupStateName,
     GroupSummary, Health, HeartbeatReply, JoinReply, JoinRequest, LeaderMove, LeaderMoveOutcome,
     LeaderRebalance, LeaveReply, NodeId, NodeInfo, PartitionDescription, PartitionOffsets,

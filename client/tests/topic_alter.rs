@@ -141,3 +141,31 @@ fn topic_alter_sets_and_resets_configs() {
         assert_eq!(code, 2, "{args:?}: {err}");
     }
 }
+
+#[test]
+fn topic_alter_partitions_grows_the_topic_and_refuses_to_shrink_it() {
+    let c = Cluster::start();
+    ok(&c.raftka(&["topic", "create", "grow", "-p", "2"]), "create");
+    let grown = json(
+        &c.raftka(&[
+            "topic",
+            "alter",
+            "grow",
+            "--partitions",
+            "5",
+            "--output",
+            "json",
+        ]),
+        "alter --partitions",
+    );
+    assert_eq!(grown["partitions"].as_array().unwrap().len(), 5, "{grown}");
+    let out = c.raftka(&["topic", "alter", "grow", "--partitions", "3"]);
+    let (code, err) = failure(&out);
+    assert_ne!(code, 0);
+    assert!(err.contains("invalid_topic"), "{err}");
+    let described = json(
+        &c.raftka(&["topic", "describe", "grow", "--output", "json"]),
+        "describe",
+    );
+    assert_eq!(described["partitions"].as_array().unwrap().len(), 5);
+}

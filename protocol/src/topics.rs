@@ -32,6 +32,16 @@ pub struct AlterConfigsRequest {
     pub configs: BTreeMap<String, serde_json::Value>,
 }
 
+/// `PATCH /v1/topics/{t}`: grow the topic to `partitions` partitions (never shrink), as
+/// Kafka's CreatePartitions. Keyed records placed by the default partitioner go to other
+/// partitions after the change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlterTopicRequest {
+    /// The new partition count, above the current one.
+    pub partitions: u32,
+}
+
 /// One partition in a topic description (`GET /v1/topics/{t}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionDescription {

@@ -34,7 +34,7 @@ pub fn router(node: Node) -> Router {
         .route("/v1/topics", get(topics::list).post(topics::create))
         .route(
             "/v1/topics/{topic}",
-            get(topics::get).delete(topics::delete),
+            get(topics::get).patch(topics::alter).delete(topics::delete),
         )
         .route(
             "/v1/topics/{topic}/configs",

@@ -1,4 +1,4 @@
-//! Topic administration: create, list, describe, alter configs, delete.
+//! Topic administration: create, list, describe, grow (partitions), alter configs, delete.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,8 +9,8 @@ use axum::response::IntoResponse;
 use axum::Json;
 use futures::future::join_all;
 use raftka_protocol::{
-    AlterConfigsRequest, CreateTopicRequest, PartitionDescription, TopicConfigs, TopicDeleted,
-    TopicDescription, TopicList, TopicSummary,
+    AlterConfigsRequest, AlterTopicRequest, CreateTopicRequest, PartitionDescription, TopicConfigs,
+    TopicDeleted, TopicDescription, TopicList, TopicSummary,
 };
 
 use super::extract::{ApiJson, ApiPath};
@@ -129,19 +129,11 @@ pub async fn create(
         nodes,
     };
     match node.meta_write(cmd).await? {
-        MetaResponse::TopicCreated(topic) => {
-            // Wait (bounded) for every partition to elect a leader, so the topic is usable
-            // when this returns; a partition still electing shows `leader: null`.
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-            let mut desc = describe(&node, &topic).await;
-            while desc.partitions.iter().any(|p| p.leader.is_none())
-                && tokio::time::Instant::now() < deadline
-            {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                desc = describe(&node, &topic).await;
-            }
-            Ok((StatusCode::CREATED, Json(desc)))
-        }
+        // Usable when this returns: every partition has elected a leader (bounded).
+        MetaResponse::TopicCreated(topic) => Ok((
+            StatusCode::CREATED,
+            Json(described_with_leaders(&node, &topic).await),
+        )),
         MetaResponse::TopicExists => Err(ApiError::new(
             ErrorCode::TopicExists,
             format!("topic '{}' already exists", req.name),
@@ -265,6 +257,62 @@ pub async fn alter_configs(
             "unexpected metadata reply {other:?}"
         ))),
     }
+}
+
+/// `PATCH /v1/topics/{t}` with `{"partitions": N}`: grows the topic to `N` partitions (only
+/// up, as Kafka). The new partitions' replicas are placed over the cluster's nodes and their
+/// groups elect leaders before this answers (bounded), like a create. Keyed records go to other
+/// partitions from now on: `murmur2(key) % N` changes with `N`.
+pub async fn alter(
+    State(node): State<Node>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(req): ApiJson<AlterTopicRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let current = node.topic(&name).await?.partitions.len() as u32;
+    if req.partitions <= current || req.partitions > MAX_PARTITIONS {
+        return Err(ApiError::new(
+            ErrorCode::InvalidTopic,
+            format!(
+                "partitions must grow: {current} < partitions <= {MAX_PARTITIONS}, got {}",
+                req.partitions
+            ),
+        ));
+    }
+    let nodes: Vec<_> = node.inner.transport.peers().keys().copied().collect();
+    let cmd = MetaCommand::AddPartitions {
+        name: name.clone(),
+        partitions: req.partitions,
+        nodes,
+    };
+    match node.meta_write(cmd).await? {
+        MetaResponse::TopicAltered(topic) => Ok(Json(described_with_leaders(&node, &topic).await)),
+        MetaResponse::TopicNotFound => Err(ApiError::topic_not_found(&name)),
+        MetaResponse::PartitionsNotIncreased { current } => Err(ApiError::new(
+            ErrorCode::InvalidTopic,
+            format!("topic '{name}' already has {current} partitions; partitions only grow"),
+        )),
+        MetaResponse::NotEnoughNodes { needed, have } => Err(ApiError::new(
+            ErrorCode::InvalidReplicationFactor,
+            format!("replication factor {needed} needs {needed} nodes; the cluster has {have}"),
+        )),
+        other => Err(ApiError::internal(format!(
+            "unexpected metadata reply {other:?}"
+        ))),
+    }
+}
+
+/// The topic's description once every partition has a leader (waiting at most 10 s; a
+/// partition still electing shows `leader: null`).
+async fn described_with_leaders(node: &Node, topic: &TopicMeta) -> TopicDescription {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut desc = describe(node, topic).await;
+    while desc.partitions.iter().any(|p| p.leader.is_none())
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        desc = describe(node, topic).await;
+    }
+    desc
 }
 
 /// `DELETE /v1/topics/{t}`.

@@ -126,6 +126,17 @@ pub enum MetaCommand {
         /// Configs to reset to their defaults.
         reset: Vec<String>,
     },
+    /// Grow a topic to `partitions` partitions (never shrink), placing the new partitions'
+    /// replicas over `nodes`. New variants go last: the metadata log stores commands by
+    /// variant position.
+    AddPartitions {
+        /// Topic.
+        name: String,
+        /// The new partition count.
+        partitions: u32,
+        /// The cluster's nodes at proposal time; placement picks among them.
+        nodes: Vec<NodeId>,
+    },
 }
 
 /// The result of a [`MetaCommand`].
@@ -161,8 +172,13 @@ pub enum MetaResponse {
     GroupRefused(GroupError),
     /// The command could not be decoded (a version mismatch).
     Invalid(String),
-    /// The topic's configs were changed.
+    /// The topic's configs (or partition count) were changed.
     TopicAltered(TopicMeta),
+    /// A partition count that does not grow the topic; nothing changed.
+    PartitionsNotIncreased {
+        /// The topic's partition count.
+        current: u32,
+    },
 }
 
 impl MetaState {
@@ -246,6 +262,49 @@ impl MetaState {
                 }
                 None => MetaResponse::TopicNotFound,
             },
+            MetaCommand::AddPartitions {
+                name,
+                partitions,
+                nodes,
+            } => {
+                let Some(t) = self.topics.get(&name) else {
+                    return MetaResponse::TopicNotFound;
+                };
+                let current = t.partitions.len() as u32;
+                if partitions <= current {
+                    return MetaResponse::PartitionsNotIncreased { current };
+                }
+                let rf = t.replication_factor;
+                if (nodes.len() as u32) < rf {
+                    return MetaResponse::NotEnoughNodes {
+                        needed: rf,
+                        have: nodes.len() as u32,
+                    };
+                }
+                let mut load = self.load();
+                let first_group = self.next_group.max(1);
+                let added: Vec<PartitionMeta> = (0..partitions - current)
+                    .map(|i| PartitionMeta {
+                        group: first_group + u64::from(i),
+                        replicas: place_replicas(
+                            &nodes,
+                            &mut load,
+                            rf as usize,
+                            first_group + u64::from(i),
+                        ),
+                    })
+                    .collect();
+                self.next_group = first_group + u64::from(partitions - current);
+                let topic = match self.topics.get_mut(&name) {
+                    Some(t) => {
+                        t.partitions.extend(added);
+                        t.clone()
+                    }
+                    None => return MetaResponse::TopicNotFound,
+                };
+                self.rebalance_subscribers_of(&name);
+                MetaResponse::TopicAltered(topic)
+            }
             MetaCommand::AlterTopicConfigs { name, set, reset } => {
                 match self.topics.get_mut(&name) {
                     Some(t) => {
@@ -443,6 +502,43 @@ mod tests {
             (outs, codec::encode(&s).unwrap())
         };
         assert_eq!(run(), run());
+    }
+
+    #[test]
+    fn partitions_only_grow_and_keep_existing_placement() {
+        let mut s = MetaState::default();
+        let MetaResponse::TopicCreated(before) = s.execute(0, create("a", 2, 3)) else {
+            panic!("create");
+        };
+        let grow = |n: u32| MetaCommand::AddPartitions {
+            name: "a".into(),
+            partitions: n,
+            nodes: vec![1, 2, 3],
+        };
+        let MetaResponse::TopicAltered(after) = s.execute(0, grow(5)) else {
+            panic!("grow");
+        };
+        assert_eq!(after.partitions.len(), 5);
+        assert_eq!(after.partitions[..2], before.partitions[..]);
+        let groups: std::collections::BTreeSet<_> =
+            after.partitions.iter().map(|p| p.group).collect();
+        assert_eq!(groups.len(), 5, "every partition its own group");
+        assert!(after.partitions.iter().all(|p| p.replicas.len() == 3));
+        assert_eq!(
+            s.execute(0, grow(5)),
+            MetaResponse::PartitionsNotIncreased { current: 5 }
+        );
+        assert_eq!(
+            s.execute(0, grow(3)),
+            MetaResponse::PartitionsNotIncreased { current: 5 }
+        );
+        let MetaResponse::TopicCreated(b) = s.execute(0, create("b", 1, 1)) else {
+            panic!("create b");
+        };
+        assert!(
+            b.partitions[0].group > after.partitions[4].group,
+            "no group id reused"
+        );
     }
 
     #[test]

@@ -41,10 +41,12 @@ pub enum TopicCommand {
         /// Topic name.
         name: String,
     },
-    /// Change a topic's configs: set some (--config KEY=VALUE), reset others to their default
-    /// (--delete-config KEY). All or nothing; prints the topic as describe does.
+    /// Grow a topic's partitions (--partitions N, only up) and change its configs: set some
+    /// (--config KEY=VALUE), reset others to their default (--delete-config KEY). The config
+    /// change is all or nothing; prints the topic as describe does.
     #[command(after_help = "\
 Examples:
+  raftka topic alter orders --partitions 6
   raftka topic alter orders --config retention.ms=259200000
   raftka topic alter orders --config retention.bytes=1073741824 --delete-config max.message.bytes
 
@@ -60,6 +62,10 @@ check.")]
         /// Config KEY to reset to its default; repeatable.
         #[arg(long = "delete-config", short = 'd', value_name = "KEY")]
         delete_configs: Vec<String>,
+        /// Grow the topic to N partitions (only up). Keyed records go to other partitions
+        /// from then on: the default partitioner's choice depends on the count.
+        #[arg(long, short = 'p', value_name = "N")]
+        partitions: Option<u32>,
     },
     /// Delete a topic and all its records. There is no undo.
     Delete {
@@ -137,10 +143,32 @@ pub async fn run(client: &Client, cmd: TopicCommand, out: &Out) -> anyhow::Resul
             name,
             configs,
             delete_configs,
+            partitions,
         } => {
             let pairs = config_pairs(&configs)?;
-            if pairs.is_empty() && delete_configs.is_empty() {
-                return usage("topic alter needs at least one --config or --delete-config");
+            if pairs.is_empty() && delete_configs.is_empty() && partitions.is_none() {
+                return usage(
+                    "topic alter needs --partitions, or at least one --config or --delete-config",
+                );
+            }
+            if let Some(n) = partitions {
+                let t = client
+                    .add_partitions(&name, n)
+                    .await
+                    .with_context(|| format!("alter topic {name}"))?;
+                if pairs.is_empty() && delete_configs.is_empty() {
+                    if out.json() {
+                        out.print_json(&serde_json::to_value(&t)?);
+                    } else {
+                        println!(
+                            "altered topic {}: {} partitions (keyed records now spread over all of them)",
+                            t.name,
+                            t.partitions.len()
+                        );
+                        print_partitions(&t, out);
+                    }
+                    return Ok(ExitCode::SUCCESS);
+                }
             }
             if let Some(k) = delete_configs.iter().find(|k| k.is_empty()) {
                 return usage(format!("--delete-config expects a config name, got '{k}'"));
