@@ -210,6 +210,24 @@ impl MetaState {
         load
     }
 
+    /// `count` new partitions with fresh group ids, their replicas placed over `nodes` given
+    /// the current load (deterministic: the same on every replica).
+    fn new_partitions(&mut self, nodes: &[NodeId], count: u32, rf: u32) -> Vec<PartitionMeta> {
+        let mut load = self.load();
+        let first_group = self.next_group.max(1);
+        let parts = (0..count)
+            .map(|i| {
+                let group = first_group + u64::from(i);
+                PartitionMeta {
+                    group,
+                    replicas: place_replicas(nodes, &mut load, rf as usize, group),
+                }
+            })
+            .collect();
+        self.next_group = first_group + u64::from(count);
+        parts
+    }
+
     fn execute(&mut self, index: u64, cmd: MetaCommand) -> MetaResponse {
         match cmd {
             MetaCommand::CreateTopic {
@@ -228,20 +246,7 @@ impl MetaState {
                         have: nodes.len() as u32,
                     };
                 }
-                let mut load = self.load();
-                let first_group = self.next_group.max(1);
-                let parts = (0..partitions)
-                    .map(|p| PartitionMeta {
-                        group: first_group + u64::from(p),
-                        replicas: place_replicas(
-                            &nodes,
-                            &mut load,
-                            replication_factor as usize,
-                            first_group + u64::from(p),
-                        ),
-                    })
-                    .collect();
-                self.next_group = first_group + u64::from(partitions);
+                let parts = self.new_partitions(&nodes, partitions, replication_factor);
                 let topic = TopicMeta {
                     name: name.clone(),
                     partitions: parts,
@@ -281,20 +286,7 @@ impl MetaState {
                         have: nodes.len() as u32,
                     };
                 }
-                let mut load = self.load();
-                let first_group = self.next_group.max(1);
-                let added: Vec<PartitionMeta> = (0..partitions - current)
-                    .map(|i| PartitionMeta {
-                        group: first_group + u64::from(i),
-                        replicas: place_replicas(
-                            &nodes,
-                            &mut load,
-                            rf as usize,
-                            first_group + u64::from(i),
-                        ),
-                    })
-                    .collect();
-                self.next_group = first_group + u64::from(partitions - current);
+                let added = self.new_partitions(&nodes, partitions - current, rf);
                 let topic = match self.topics.get_mut(&name) {
                     Some(t) => {
                         t.partitions.extend(added);
