@@ -31,6 +31,60 @@ pub struct NodeInfo {
     pub address: String,
     /// Answered the answering node's health probe in the last 3 seconds.
     pub alive: bool,
+    /// Where the node is in its life in the cluster; `down` when it is registered as
+    /// active or draining but does not answer. `None` from servers before node states.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<NodeState>,
+    /// Partition replicas placed on the node (moves in flight count for their target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    /// Partitions this node leads right now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaderships: Option<u32>,
+    /// The node's part in the metadata group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_role: Option<MetadataRole>,
+}
+
+/// A node's lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeState {
+    /// Registered with `--join`; its metadata replica is still catching up.
+    Joining,
+    /// Serving and eligible for new replicas.
+    Active,
+    /// Being decommissioned: its replicas are moving off; it gets no new ones.
+    Draining,
+    /// Registered active or draining but not answering health probes.
+    Down,
+    /// Gone for good (drained, or removed as dead); its id is never reused.
+    Removed,
+}
+
+impl NodeState {
+    /// The state's name as it appears in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Joining => "joining",
+            Self::Active => "active",
+            Self::Draining => "draining",
+            Self::Down => "down",
+            Self::Removed => "removed",
+        }
+    }
+}
+
+/// A node's part in the metadata group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetadataRole {
+    /// Votes in the metadata group (one of the bounded voter set).
+    Voter,
+    /// Follows the metadata group without voting.
+    Learner,
+    /// Not (or no longer) in the metadata group.
+    None,
 }
 
 /// One partition in the cluster state.
@@ -83,6 +137,9 @@ pub struct ClusterState {
     /// The answering node's storage counters.
     #[serde(default)]
     pub storage: Option<StorageStats>,
+    /// Partition moves in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reassignments: Option<Vec<Reassignment>>,
 }
 
 /// `GET /healthz` (`status: ok`) and `GET /readyz` (`status: ready`).
@@ -133,4 +190,58 @@ pub struct LeaderRebalance {
     pub already_preferred: usize,
     /// The partitions that were not, and what became of each.
     pub moves: Vec<LeaderMove>,
+}
+
+/// `POST /v1/cluster/reassignments`: move one partition's replicas to `replicas` (the first
+/// is the preferred leader). Kafka's `kafka-reassign-partitions` for one partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReassignRequest {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// The new replica set, preferred leader first.
+    pub replicas: Vec<NodeId>,
+}
+
+/// A partition move: recorded in the metadata group, carried out by its partition's Raft
+/// leader (new replicas join as learners, catch up, then the voters switch through joint
+/// consensus, then the old replicas are removed and their data deleted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reassignment {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: u32,
+    /// The replicas when the move was recorded.
+    pub from: Vec<NodeId>,
+    /// The replicas it moves to.
+    pub to: Vec<NodeId>,
+}
+
+/// `GET /v1/cluster/reassignments`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reassignments {
+    /// Moves in flight, in the order they are carried out.
+    pub reassignments: Vec<Reassignment>,
+    /// At most this many moves run at once (`--max-concurrent-moves`).
+    pub max_concurrent: u32,
+}
+
+/// `POST /v1/cluster/rebalance` (optional body).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebalanceRequest {
+    /// Plan at most this many moves (default: every move needed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_moves: Option<u32>,
+}
+
+/// The answer to a rebalance, decommission or dead-node removal: the moves it recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovePlan {
+    /// The moves recorded (they run in the background, a bounded number at a time).
+    pub moves: Vec<Reassignment>,
+    /// For a node operation: the node's state afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_state: Option<NodeState>,
 }

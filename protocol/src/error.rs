@@ -99,6 +99,8 @@ error_codes! {
     RouteNotFound = (40404, "not_found", 404, false, NotApplied),
     /// The consumer group does not exist.
     GroupNotFound = (40405, "group_not_found", 404, false, NotApplied),
+    /// The node id is not registered in the cluster.
+    NodeNotFound = (40406, "node_not_found", 404, false, NotApplied),
     /// The method is not allowed on this route.
     MethodNotAllowed = (40501, "method_not_allowed", 405, false, NotApplied),
     /// The topic already exists.
@@ -109,6 +111,11 @@ error_codes! {
     PartitionNotAssigned = (40903, "partition_not_assigned", 409, false, NotApplied),
     /// The group has members; the operation needs an empty group.
     GroupNotEmpty = (40904, "group_not_empty", 409, false, NotApplied),
+    /// A partition is already being moved; wait for that move to finish.
+    ReassignmentInProgress = (40905, "reassignment_in_progress", 409, false, NotApplied),
+    /// The node's state does not allow the operation (e.g. `--dead` for a node that still
+    /// answers, or placing replicas on a draining or removed node).
+    InvalidNodeState = (40906, "invalid_node_state", 409, false, NotApplied),
     /// The request (body, URI or headers) is larger than the node accepts.
     PayloadTooLarge = (41301, "payload_too_large", 413, false, NotApplied),
     /// The requested offset is outside `[log_start_offset, high_watermark]`.
@@ -125,6 +132,9 @@ error_codes! {
     InvalidCommitOffset = (42204, "invalid_commit_offset", 422, false, NotApplied),
     /// An idempotent producer's sequence skips or repeats out of order; nothing was written.
     OutOfOrderSequence = (42205, "out_of_order_sequence", 422, false, NotApplied),
+    /// A replica list that cannot be applied: empty, repeated nodes, or fewer replicas than a
+    /// majority of the current ones (the partition would lose data it has acknowledged).
+    InvalidReplicas = (42206, "invalid_replicas", 422, false, NotApplied),
     /// The partition (or metadata) has no leader right now, e.g. during an election.
     LeaderNotAvailable = (50301, "leader_not_available", 503, true, NotApplied),
     /// The contacted node is not the leader; carries a leader hint.
@@ -222,11 +232,14 @@ mod tests {
             (40403, "unknown_member", 404, false, NotApplied),
             (40404, "not_found", 404, false, NotApplied),
             (40405, "group_not_found", 404, false, NotApplied),
+            (40406, "node_not_found", 404, false, NotApplied),
             (40501, "method_not_allowed", 405, false, NotApplied),
             (40901, "topic_exists", 409, false, NotApplied),
             (40902, "fenced", 409, false, NotApplied),
             (40903, "partition_not_assigned", 409, false, NotApplied),
             (40904, "group_not_empty", 409, false, NotApplied),
+            (40905, "reassignment_in_progress", 409, false, NotApplied),
+            (40906, "invalid_node_state", 409, false, NotApplied),
             (41301, "payload_too_large", 413, false, NotApplied),
             (41601, "offset_out_of_range", 416, false, NotApplied),
             (41501, "unsupported_media_type", 415, false, NotApplied),
@@ -235,6 +248,7 @@ mod tests {
             (42203, "invalid_replication_factor", 422, false, NotApplied),
             (42204, "invalid_commit_offset", 422, false, NotApplied),
             (42205, "out_of_order_sequence", 422, false, NotApplied),
+            (42206, "invalid_replicas", 422, false, NotApplied),
             (50301, "leader_not_available", 503, true, NotApplied),
             (50302, "not_leader", 503, true, NotApplied),
             (50303, "not_ready", 503, true, NotApplied),

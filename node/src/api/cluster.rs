@@ -26,6 +26,10 @@ pub async fn cluster(State(node): State<Node>) -> Json<ClusterState> {
             id: *id,
             address: addr.to_string(),
             alive: node.is_alive(*id),
+            state: None,
+            replicas: None,
+            leaderships: None,
+            metadata_role: None,
         })
         .collect();
     let groups: Vec<_> = meta
@@ -79,6 +83,7 @@ pub async fn cluster(State(node): State<Node>) -> Json<ClusterState> {
             appends_synced: stats.appends_synced,
             wal_syncs: stats.wal_syncs,
         }),
+        reassignments: None,
     })
 }
 
