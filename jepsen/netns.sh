@@ -39,6 +39,10 @@ Commands:
                      Start node ID by hand inside its namespace (the namespace-aware variant
                      of scripts/cluster.sh): data in DIR/node-ID/data, log in
                      DIR/node-ID/node.log, PID in DIR/node-ID/pid. ARGS go to raftka-node.
+                     --peers names every node namespace, or only nodes 1..\$RKJ_NODES when
+                     set (jepsen/run makes spare namespaces for nodes that join later; start
+                     one of those by hand with RKJ_JOIN=198.18.0.11:$NODE_PORT, which passes
+                     --join instead of --peers).
   kill ID DIR        SIGKILL node ID started by 'start' (checked against /proc/PID/cmdline).
   help               Show this help.
 EOF
@@ -133,13 +137,21 @@ cmd_start() {
     local nodes peers="" i ndir
     nodes="$(our_namespaces | grep -c -E "^${PREFIX}-n[0-9]+$" || true)"
     ((nodes >= id)) || die "start: no namespace for node $id (run: $PROG up)"
+    if [[ -n "${RKJ_NODES:-}" ]]; then
+        if ! is_uint "$RKJ_NODES" || ((RKJ_NODES > nodes)); then
+            die "start: bad RKJ_NODES '$RKJ_NODES'"
+        fi
+        nodes="$RKJ_NODES"
+    fi
     for ((i = 1; i <= nodes; i++)); do
         peers+="${peers:+,}$i=$(node_ip "$i"):$NODE_PORT"
     done
+    local -a membership=(--peers "$peers")
+    [[ -z "${RKJ_JOIN:-}" ]] || membership=(--join "$RKJ_JOIN")
     ndir="$(abspath "$dir")/node-$id"
     mkdir -p "$ndir/data"
     ip netns exec "$(node_ns "$id")" "$(abspath "$bin")" --id "$id" \
-        --listen "$(node_ip "$id"):$NODE_PORT" --data-dir "$ndir/data" --peers "$peers" "$@" \
+        --listen "$(node_ip "$id"):$NODE_PORT" --data-dir "$ndir/data" "${membership[@]}" "$@" \
         >"$ndir/stdout" 2>>"$ndir/node.log" </dev/null &
     echo $! >"$ndir/pid"
     info "node $id: pid $!, $(node_ip "$id"):$NODE_PORT, log $ndir/node.log"

@@ -38,9 +38,13 @@ struct Args {
     /// repeatable. Each must be reported FAILED.
     #[arg(long = "canary", value_name = "NAME=BIN")]
     canaries: Vec<String>,
-    /// Number of nodes (the network must have been built for as many).
+    /// Number of nodes the cluster starts with.
     #[arg(long, default_value_t = 5)]
     nodes: u64,
+    /// Spare slots for nodes that join later (membership cells); the network must have been
+    /// built for `nodes + spares` nodes.
+    #[arg(long, default_value_t = 0)]
+    spares: u64,
     /// Only list the cells that would run.
     #[arg(long)]
     list: bool,
@@ -119,7 +123,19 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let canary_mode = !args.canaries.is_empty();
-    let topology = Topology { nodes: args.nodes };
+    let topology = Topology {
+        nodes: args.nodes,
+        spares: args.spares,
+    };
+    if let Some(c) = cells.iter().find(|c| c.nemesis.changes_membership()) {
+        if args.spares == 0 {
+            eprintln!(
+                "raftka-jepsen: cell {} adds nodes: it needs --spares (jepsen/run passes 3)",
+                c.name
+            );
+            return ExitCode::from(2);
+        }
+    }
     let pid_dir = args.results.join("pids");
     eprintln!(
         "raftka-jepsen: seed {seed}, {} cell(s), results in {}",
@@ -149,7 +165,7 @@ fn main() -> ExitCode {
         );
         if r.passed() {
             // Keep logs and histories; drop the bulky node data of cells that passed.
-            for id in topology.ids() {
+            for id in topology.slots() {
                 let _ = std::fs::remove_dir_all(dir.join(format!("node-{id}")).join("data"));
             }
         }

@@ -3,7 +3,8 @@
 //! 1. start every node in its namespace and wait until all are ready;
 //! 2. create the topic and wait until every partition has a leader;
 //! 3. run the clients and the nemesis's schedule side by side until the deadline;
-//! 4. heal everything, wait until every node is ready and every partition has a leader;
+//! 4. heal everything (with membership changes: wait until they settle and check the
+//!    placement), wait until every member is ready and every partition has a leader;
 //! 5. final phase: read every partition from offset 0 up to the highest offset seen;
 //! 6. stop the nodes and check the history.
 //!
@@ -21,7 +22,8 @@ use serde_json::json;
 use super::client::{timeouts_for, Shared};
 use super::cluster::{Cluster, LaunchSpec};
 use super::http::{self, Timeouts};
-use super::nemesis::{self, Nemesis, NemesisSpec, Timing};
+use super::nemesis::{self, Nemesis, NemesisSpec, Room, Timing};
+use super::node_list::NodeList;
 use super::recorder::Recorder;
 use super::rng::Rng;
 use super::topology::Topology;
@@ -126,24 +128,18 @@ fn quick() -> Timeouts {
 }
 
 /// Creates the topic through any node (retried: nothing is written by a failed create).
-fn create_topic(t: Topology, spec: &CellSpec, timeout: Duration) -> Result<(), String> {
+fn create_topic(nodes: &NodeList, spec: &CellSpec, timeout: Duration) -> Result<(), String> {
     let body = json!({"name": TOPIC, "partitions": spec.partitions,
                       "replication_factor": spec.replication, "configs": {}})
     .to_string();
     let deadline = Instant::now() + timeout;
     let mut last = String::new();
-    let mut attempt = 0u64;
+    let mut attempt = 0usize;
     // Bounded by the deadline.
     while Instant::now() < deadline {
-        let id = attempt % t.nodes + 1;
+        let addr = nodes.get(attempt);
         attempt += 1;
-        match http::request(
-            t.node_addr(id),
-            "POST",
-            "/v1/topics",
-            Some(body.as_bytes()),
-            quick(),
-        ) {
+        match http::request(addr, "POST", "/v1/topics", Some(body.as_bytes()), quick()) {
             Ok(r) if r.status == 201 || r.status == 409 => return Ok(()),
             Ok(r) => last = format!("{} {}", r.status, String::from_utf8_lossy(&r.body)),
             Err(e) => last = e.to_string(),
@@ -154,21 +150,15 @@ fn create_topic(t: Topology, spec: &CellSpec, timeout: Duration) -> Result<(), S
 }
 
 /// Waits until some node reports a leader for every partition.
-fn wait_leaders(t: Topology, partitions: u32, timeout: Duration) -> Result<(), String> {
+fn wait_leaders(nodes: &NodeList, partitions: u32, timeout: Duration) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
     let mut last = String::new();
-    let mut attempt = 0u64;
+    let mut attempt = 0usize;
     // Bounded by the deadline.
     while Instant::now() < deadline {
-        let id = attempt % t.nodes + 1;
+        let addr = nodes.get(attempt);
         attempt += 1;
-        match http::request(
-            t.node_addr(id),
-            "GET",
-            &format!("/v1/topics/{TOPIC}"),
-            None,
-            quick(),
-        ) {
+        match http::request(addr, "GET", &format!("/v1/topics/{TOPIC}"), None, quick()) {
             Ok(r) if r.status == 200 => {
                 let j = r.json();
                 let parts = j["partitions"].as_array().cloned().unwrap_or_default();
@@ -235,7 +225,12 @@ fn run_phases(
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut rng = Rng::derive(seed, &spec.name);
-    let steps = nemesis::schedule(&spec.nemesis, &mut rng, spec.duration, spec.timing);
+    let room = Room {
+        nodes: t.nodes,
+        spares: t.spares,
+        min_active: u64::from(spec.replication) + 1,
+    };
+    let steps = nemesis::schedule(&spec.nemesis, &mut rng, spec.duration, spec.timing, room);
     let shown: Vec<_> = steps
         .iter()
         .map(|s| {
@@ -258,8 +253,9 @@ fn run_phases(
     });
     cluster.start_all()?;
     cluster.wait_ready(&t.ids(), Duration::from_secs(60))?;
-    create_topic(t, spec, Duration::from_secs(30))?;
-    wait_leaders(t, spec.partitions, Duration::from_secs(30))?;
+    let nodes = NodeList::new(t.ids().iter().map(|id| (*id, t.node_addr(*id))).collect());
+    create_topic(&nodes, spec, Duration::from_secs(30))?;
+    wait_leaders(&nodes, spec.partitions, Duration::from_secs(30))?;
 
     let start = Instant::now();
     let recorder = Recorder::create(&result.history, start).map_err(|e| e.to_string())?;
@@ -267,7 +263,7 @@ fn run_phases(
         timeouts_for(Duration::from_millis(spec.request_timeout_ms));
     let shared = Shared {
         recorder: &recorder,
-        nodes: t.ids().iter().map(|id| t.node_addr(*id)).collect(),
+        nodes,
         topic: TOPIC.to_owned(),
         partitions: spec.partitions,
         next_value: AtomicI64::new(0),
@@ -279,7 +275,13 @@ fn run_phases(
     let deadline = start + spec.duration;
     let nemesis_errors = std::thread::scope(|scope| {
         let nemesis = scope.spawn(|| {
-            let mut n = Nemesis::new(&mut cluster, &recorder, TOPIC);
+            let mut n = Nemesis::new(
+                &mut cluster,
+                &recorder,
+                TOPIC,
+                &shared.nodes,
+                spec.replication as usize,
+            );
             n.run(&steps, start);
             n.errors
         });
@@ -292,14 +294,14 @@ fn run_phases(
 
     // Final phase: everything is healed; let the cluster recover, then read it all.
     let recovered = cluster
-        .wait_ready(&t.ids(), Duration::from_secs(60))
-        .and_then(|()| wait_leaders(t, spec.partitions, Duration::from_secs(60)));
+        .wait_ready(&cluster.members(), Duration::from_secs(60))
+        .and_then(|()| wait_leaders(&shared.nodes, spec.partitions, Duration::from_secs(60)));
     if let Err(e) = recovered {
         result
             .problems
             .push(format!("no recovery after healing: {e}"));
     }
-    let fin = workload::final_reads(&shared, t.nodes as usize, Duration::from_secs(60));
+    let fin = workload::final_reads(&shared, shared.nodes.len(), Duration::from_secs(60));
     if !fin.complete {
         result.problems.push(format!(
             "final reads incomplete (reached, target): {:?}",

@@ -18,7 +18,6 @@
 //! got, like a Kafka consumer's); only a poll where no key answered fails.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -26,6 +25,7 @@ use std::time::Duration;
 use serde_json::{json, Value as Json};
 
 use super::http::{self, HttpError, Timeouts};
+use super::node_list::NodeList;
 use super::recorder::Recorder;
 use super::rng::Rng;
 use crate::history::{EventType, Function, ProcessId};
@@ -35,8 +35,8 @@ use crate::history::{EventType, Function, ProcessId};
 pub struct Shared<'a> {
     /// The history.
     pub recorder: &'a Recorder,
-    /// The node addresses, by id.
-    pub nodes: Vec<SocketAddr>,
+    /// The members' addresses (the membership nemesis changes them).
+    pub nodes: NodeList,
     /// The topic.
     pub topic: String,
     /// Its partition count; key `k` is partition `k`.
@@ -194,7 +194,7 @@ impl<'s, 'a> QueueClient<'s, 'a> {
         let body = json!({"records": [{"value": value, "partition": p}]}).to_string();
         let path = format!("/v1/topics/{}/records", s.topic);
         let res = http::request(
-            s.nodes[node],
+            s.nodes.get(node),
             "POST",
             &path,
             Some(body.as_bytes()),
@@ -293,7 +293,7 @@ impl<'s, 'a> QueueClient<'s, 'a> {
                 "/v1/topics/{}/partitions/{p}/records?offset={pos}&max_records={}",
                 s.topic, s.max_records
             );
-            match http::request(s.nodes[node], "GET", &path, None, s.fetch_timeouts) {
+            match http::request(s.nodes.get(node), "GET", &path, None, s.fetch_timeouts) {
                 Ok(r) if r.status == 200 => {
                     let j = r.json();
                     let mut got = Vec::new();

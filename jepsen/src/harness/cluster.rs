@@ -18,8 +18,13 @@
 //!
 //! In clock cells each node is started with libfaketime preloaded, reading its offset from
 //! `<cell>/node-<i>/faketime`; the nemesis rewrites that file to move the node's clocks.
+//!
+//! Membership: a node added later runs in a spare slot's namespace as
+//! `raftka-node --id <slot> --join <members' addresses> …` (and is restarted with the same
+//! flags). A node that left the cluster for good (drained and removed, or removed as dead) is
+//! *retired*: its id is never started again, so a removed node never comes back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -49,18 +54,28 @@ pub struct LaunchSpec {
 }
 
 /// One node's process, if running.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct NodeProc {
     child: Option<Child>,
     paused: bool,
     starts: u32,
+    /// `--join` seeds when the node joined a running cluster (`None`: one of the initial nodes).
+    join: Option<String>,
+    /// Whether it may exit on its own without that being a crash (it is being drained).
+    may_exit: bool,
+    /// Left the cluster for good: never started again.
+    retired: bool,
 }
 
 /// A running cluster of node processes.
 #[derive(Debug)]
 pub struct Cluster {
     spec: LaunchSpec,
+    /// Every slot, spares included.
     nodes: BTreeMap<u64, NodeProc>,
+    /// The ids in the cluster as the harness knows it: the initial nodes, plus the nodes that
+    /// joined, minus the retired ones.
+    members: BTreeSet<u64>,
     /// Unexpected exits seen (node id, exit status): a node that died without being killed.
     pub crashes: Vec<(u64, String)>,
 }
@@ -72,24 +87,77 @@ impl Cluster {
     pub fn new(spec: LaunchSpec) -> Self {
         let nodes = spec
             .topology
-            .ids()
+            .slots()
             .into_iter()
-            .map(|id| {
-                (
-                    id,
-                    NodeProc {
-                        child: None,
-                        paused: false,
-                        starts: 0,
-                    },
-                )
-            })
+            .map(|id| (id, NodeProc::default()))
             .collect();
+        let members = spec.topology.ids().into_iter().collect();
         Cluster {
             spec,
             nodes,
+            members,
             crashes: Vec::new(),
         }
+    }
+
+    /// The cluster's members as the harness knows them, ascending.
+    pub fn members(&self) -> Vec<u64> {
+        self.members.iter().copied().collect()
+    }
+
+    /// Whether `id` is a member (started or to be started, not retired).
+    pub fn is_member(&self, id: u64) -> bool {
+        self.members.contains(&id)
+    }
+
+    /// Spare slots never used yet, ascending.
+    pub fn free_slots(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .filter(|(id, n)| {
+                !self.members.contains(id) && !n.retired && n.starts == 0 && n.join.is_none()
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Starts node `id` in its (spare) slot as a new member joining through `seeds`.
+    ///
+    /// # Errors
+    /// When the slot is unknown or was used before, or the process cannot be started.
+    pub fn join(&mut self, id: u64, seeds: &[std::net::SocketAddr]) -> Result<(), String> {
+        if !self.free_slots().contains(&id) {
+            return Err(format!("slot {id} is not a free spare slot"));
+        }
+        let seeds: Vec<String> = seeds.iter().map(ToString::to_string).collect();
+        if let Some(n) = self.nodes.get_mut(&id) {
+            n.join = Some(seeds.join(","));
+        }
+        self.members.insert(id);
+        self.start(id)
+    }
+
+    /// Allows node `id` to exit on its own (a node being drained may shut itself down once
+    /// it is removed); such an exit is not a crash.
+    pub fn allow_exit(&mut self, id: u64) {
+        if let Some(n) = self.nodes.get_mut(&id) {
+            n.may_exit = true;
+        }
+    }
+
+    /// Node `id` left the cluster for good: it is no longer a member and is never started
+    /// again. Its process, if any, is left alone (see [`Cluster::stop`]).
+    pub fn retire(&mut self, id: u64) {
+        self.members.remove(&id);
+        if let Some(n) = self.nodes.get_mut(&id) {
+            n.retired = true;
+            n.may_exit = true;
+        }
+    }
+
+    /// Whether node `id` was retired.
+    pub fn is_retired(&self, id: u64) -> bool {
+        self.nodes.get(&id).is_some_and(|n| n.retired)
     }
 
     /// The network.
@@ -121,6 +189,15 @@ impl Cluster {
         if self.is_running(id) {
             return Ok(());
         }
+        if self.is_retired(id) {
+            return Err(format!(
+                "node {id} left the cluster: its id is never started again"
+            ));
+        }
+        let membership = match self.nodes.get(&id).and_then(|n| n.join.clone()) {
+            Some(seeds) => ["--join".to_owned(), seeds],
+            None => ["--peers".to_owned(), self.spec.topology.peers_arg()],
+        };
         let t = self.spec.topology;
         let dir = self.node_dir(id);
         let data = dir.join("data");
@@ -141,7 +218,7 @@ impl Cluster {
             .args(["--listen", &t.node_addr(id).to_string()])
             .arg("--data-dir")
             .arg(&data)
-            .args(["--peers", &t.peers_arg()])
+            .args(&membership)
             .args(&self.spec.node_args)
             .env("RAFTKA_CLUSTER_SECRET", SECRET)
             .env("RUST_LOG", "info,openraft=warn")
@@ -173,12 +250,12 @@ impl Cluster {
         Ok(())
     }
 
-    /// Starts every node that is not running.
+    /// Starts every member that is not running.
     ///
     /// # Errors
     /// The first node that could not be started.
     pub fn start_all(&mut self) -> Result<(), String> {
-        for id in self.spec.topology.ids() {
+        for id in self.members() {
             self.start(id)?;
         }
         Ok(())
@@ -191,7 +268,9 @@ impl Cluster {
         };
         if let Some(child) = n.child.as_mut() {
             if let Ok(Some(status)) = child.try_wait() {
-                self.crashes.push((id, status.to_string()));
+                if !n.may_exit {
+                    self.crashes.push((id, status.to_string()));
+                }
                 n.child = None;
                 n.paused = false;
             }
@@ -263,9 +342,38 @@ impl Cluster {
         }
     }
 
+    /// Stops node `id`: SIGCONT, SIGTERM, then SIGKILL after `grace` (no-op if not running).
+    pub fn stop(&mut self, id: u64, grace: Duration) {
+        self.resume(id);
+        if !self.is_running(id) {
+            return;
+        }
+        let _ = self.signal(id, "-TERM");
+        let deadline = Instant::now() + grace;
+        // Bounded by the deadline.
+        while Instant::now() < deadline {
+            let done = match self.nodes.get_mut(&id).and_then(|n| n.child.as_mut()) {
+                Some(c) => !matches!(c.try_wait(), Ok(None)),
+                None => true,
+            };
+            if done {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if let Some(n) = self.nodes.get_mut(&id) {
+            if let Some(mut child) = n.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            n.paused = false;
+        }
+        let _ = fs::remove_file(self.spec.pid_dir.join(format!("node-{id}")));
+    }
+
     /// Stops every node: SIGCONT, SIGTERM, then SIGKILL after `grace`.
     pub fn stop_all(&mut self, grace: Duration) {
-        let ids = self.spec.topology.ids();
+        let ids = self.spec.topology.slots();
         for id in &ids {
             self.resume(*id);
             if self.is_running(*id) {

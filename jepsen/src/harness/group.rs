@@ -174,7 +174,7 @@ impl<'s, 'a> GroupClient<'s, 'a> {
         // A failed or indeterminate join leaves no member we know of; one that did happen
         // behind our back expires with its session.
         if let Ok(r) = http::request(
-            s.nodes[node],
+            s.nodes.get(node),
             "POST",
             &path,
             Some(body.as_bytes()),
@@ -205,7 +205,7 @@ impl<'s, 'a> GroupClient<'s, 'a> {
         let path = format!("/v1/groups/{}/members/{}/{what}", self.group, m.id);
         let body = body.map(|b| b.to_string());
         let res = http::request(
-            s.nodes[node],
+            s.nodes.get(node),
             "POST",
             &path,
             body.as_deref().map(str::as_bytes),
@@ -240,7 +240,7 @@ impl<'s, 'a> GroupClient<'s, 'a> {
             let path = format!("/v1/groups/{}/members/{}", self.group, m.id);
             // Whatever the reply, we stop acting as this member; if the leave did not happen
             // the member expires with its session.
-            let _ = http::request(s.nodes[node], "DELETE", &path, None, self.timeouts());
+            let _ = http::request(s.nodes.get(node), "DELETE", &path, None, self.timeouts());
         }
         self.committed.clear();
     }
@@ -261,7 +261,7 @@ impl<'s, 'a> GroupClient<'s, 'a> {
         .to_string();
         let path = format!("/v1/groups/{}/offsets", self.group);
         let res = http::request(
-            s.nodes[node],
+            s.nodes.get(node),
             "POST",
             &path,
             Some(body.as_bytes()),
@@ -296,7 +296,7 @@ impl<'s, 'a> GroupClient<'s, 'a> {
             json!({"group": self.group, "key": key}),
         );
         let path = format!("/v1/groups/{}/offsets", self.group);
-        let res = http::request(s.nodes[node], "GET", &path, None, s.fetch_timeouts);
+        let res = http::request(s.nodes.get(node), "GET", &path, None, s.fetch_timeouts);
         let mut got = None;
         let outcome = match res {
             Ok(r) if r.status == 200 => match parse_committed(&s.topic, p, &r.json()) {

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::harness::node_list::NodeList;
 use crate::harness::recorder::Recorder;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -54,7 +55,7 @@ fn completion(addr: SocketAddr, op: impl FnOnce(&mut GroupClient<'_, '_>)) -> (S
     };
     let shared = Shared {
         recorder: &recorder,
-        nodes: vec![addr],
+        nodes: NodeList::new(vec![(1, addr)]),
         topic: "jepsen".into(),
         partitions: 3,
         next_value: AtomicI64::new(0),

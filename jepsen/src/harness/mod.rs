@@ -9,6 +9,7 @@
 //! - [`firewall`]: nftables grudges and packet loss, `tc tbf` bandwidth limits;
 //! - [`nemesis`]: fault kinds, the seeded schedule, apply and heal;
 //! - [`http`]: a one-shot HTTP client that knows whether a request left;
+//! - [`node_list`]: the members' addresses clients send to, changed by the membership nemesis;
 //! - [`client`]: the queue client, mapping every reply to `ok`, `fail` or `info`;
 //! - [`group`]: the consumer-group client of the `group` and `offsets` workloads;
 //! - [`workload`]: concurrent clients and the final phase;
@@ -27,6 +28,7 @@ pub mod firewall;
 pub mod group;
 pub mod http;
 pub mod nemesis;
+pub mod node_list;
 pub mod profile;
 pub mod recorder;
 pub mod rng;

@@ -2,8 +2,8 @@
 //!
 //! | profile | cells | clients run | about |
 //! |---|---|---|---|
-//! | `ci` | `queue` under partitions and kills, `group` and `offsets` under partitions and under `combined` | 35–40 s each | 4 min |
-//! | `full` | `queue`: a fault-free baseline, every single fault but the clock ones, each family, `combined` twice; `group` and `offsets`: each family but `network`, and `combined` | 60–180 s each | over an hour |
+//! | `ci` | `queue` under partitions, kills and `membership`; `group` and `offsets` under partitions and under `combined` | 30–40 s each | 4–5 min |
+//! | `full` | `queue`: a fault-free baseline, every single fault but the clock ones, each family, `combined` twice, `membership`; `group` and `offsets`: each family but `network`, `combined` and `membership` | 60–180 s each | over an hour |
 //!
 //! `clock-bump` and `clock-strobe` alone are not in any profile: they never make a request fail,
 //! so the vacuity guard rightly calls such a cell vacuous. They run in the `clock` family
@@ -16,6 +16,7 @@
 //! | `ack-before-commit` | `partition-leaders` | acknowledged writes of an isolated leader never commit |
 //! | `skip-fsync` | `kill-all` | unsynced writes vanish when every replica dies at once |
 //! | `read-above-hw` | `partition-leaders` | an isolated leader serves its uncommitted tail |
+//! | `reassign-unsafe` | `reassign` | a move switches to new replicas with empty logs and deletes the old ones' data |
 
 use std::path::Path;
 use std::time::Duration;
@@ -25,15 +26,23 @@ use super::nemesis::{NemesisSpec, Timing};
 use super::workload::{Load, Workload};
 
 /// Every canary the node can be built with (`canary-<name>` cargo features).
-pub const CANARIES: [(&str, &str); 3] = [
+pub const CANARIES: [(&str, &str); 4] = [
     ("ack-before-commit", "partition-leaders"),
     ("skip-fsync", "kill-all"),
     ("read-above-hw", "partition-leaders"),
+    ("reassign-unsafe", "reassign"),
 ];
 
 const CI_TIMING: Timing = Timing {
     quiet_s: (2, 4),
     hold_s: (4, 8),
+};
+
+/// The ci profile's membership cell: shorter rests, so that its 40 s hold at least four steps
+/// (one round of reassign, add-node, decommission and remove-dead).
+const MEMBERSHIP_CI_TIMING: Timing = Timing {
+    quiet_s: (1, 2),
+    hold_s: (4, 6),
 };
 
 const FULL_TIMING: Timing = Timing {
@@ -88,17 +97,19 @@ pub fn profile(name: &str, bin: &Path) -> Option<Vec<CellSpec>> {
     match name {
         "ci" => {
             // A few short cells: the two fault kinds that find most bugs, on the plain log and
-            // through consumer groups, and one mixed schedule per group workload.
+            // through consumer groups, one mixed schedule per group workload, and membership
+            // changes under kills and partitions.
             for (w, n, secs) in [
-                (Queue, "partition", 40),
-                (Queue, "kill", 40),
-                (Group, "partition", 35),
-                (Group, "combined", 40),
-                (Offsets, "partition", 35),
-                (Offsets, "combined", 40),
+                (Queue, "partition", 35),
+                (Queue, "kill", 35),
+                (Group, "partition", 30),
+                (Group, "combined", 35),
+                (Offsets, "partition", 30),
+                (Offsets, "combined", 35),
             ] {
                 cells.push(cell(bin, w, n, secs, CI_TIMING)?);
             }
+            cells.push(cell(bin, Queue, "membership", 40, MEMBERSHIP_CI_TIMING)?);
         }
         "full" => {
             let secs = 120;
@@ -109,13 +120,21 @@ pub fn profile(name: &str, bin: &Path) -> Option<Vec<CellSpec>> {
                     .filter(|f| !f.needs_fake_clock())
                     .map(|f| f.name()),
             );
-            queue.extend(["partition", "kill", "pause", "network", "clock", "combined"]);
+            queue.extend([
+                "partition",
+                "kill",
+                "pause",
+                "network",
+                "clock",
+                "combined",
+                "membership",
+            ]);
             for n in queue {
-                // Families and the combined mode get longer runs: they mix several faults.
+                // Families and the combined modes get longer runs: they mix several faults.
                 let secs = match n {
                     "none" => 60,
                     "partition" | "kill" | "pause" | "network" | "clock" => secs + 30,
-                    "combined" => secs + 60,
+                    "combined" | "membership" => secs + 60,
                     _ => secs,
                 };
                 cells.push(cell(bin, Queue, n, secs, FULL_TIMING)?);
@@ -125,7 +144,7 @@ pub fn profile(name: &str, bin: &Path) -> Option<Vec<CellSpec>> {
             again.name = "queue/combined-2".into();
             cells.push(again);
             for w in [Group, Offsets] {
-                for n in ["partition", "kill", "pause", "combined"] {
+                for n in ["partition", "kill", "pause", "combined", "membership"] {
                     cells.push(cell(bin, w, n, secs, FULL_TIMING)?);
                 }
             }
@@ -164,9 +183,11 @@ mod tests {
     fn profiles_resolve() {
         let bin = Path::new("/bin/true");
         let ci = profile("ci", bin).unwrap_or_default();
-        assert_eq!(ci.len(), 6);
+        assert_eq!(ci.len(), 7);
         let total: u64 = ci.iter().map(|c| c.duration.as_secs()).sum();
         assert!(total <= 240, "ci runs clients for {total} s");
+        let membership = ci.iter().filter(|c| c.nemesis.changes_membership()).count();
+        assert_eq!(membership, 1, "exactly one ci cell changes the membership");
         for w in ["queue", "group", "offsets"] {
             assert!(ci.iter().any(|c| c.name.starts_with(w)), "ci runs {w}");
         }
@@ -176,6 +197,12 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), full.len(), "cell names are unique");
+        for w in ["queue", "group", "offsets"] {
+            assert!(
+                names.contains(&format!("{w}/membership")),
+                "full runs {w}/membership"
+            );
+        }
         for (c, _) in CANARIES {
             assert!(canary(c, bin).is_some());
         }
@@ -183,6 +210,8 @@ mod tests {
         assert!(ad_hoc("queue/kill-one", "ci", bin).is_some());
         assert!(ad_hoc("group/kill-one", "ci", bin).is_some());
         assert!(ad_hoc("offsets/pause", "full", bin).is_some());
+        assert!(ad_hoc("queue/remove-dead", "ci", bin).is_some());
+        assert!(canary("reassign-unsafe", bin).is_some_and(|c| c.nemesis.changes_membership()));
         assert!(ad_hoc("nope/kill-one", "ci", bin).is_none());
     }
 }

@@ -3,9 +3,14 @@
 //! ```text
 //!            namespace rkj-br: bridge rkj0 (no address)
 //!          /        |         |                 \
-//!   rkj-c (client)  rkj-n1    rkj-n2    ...    rkj-nN
-//!   198.18.0.2      198.18.0.11  198.18.0.12    198.18.0.(10+N)
+//!   rkj-c (client)  rkj-n1    rkj-n2    ...    rkj-nN       rkj-n(N+1) ... rkj-n(N+S)
+//!   198.18.0.2      198.18.0.11  198.18.0.12    198.18.0.(10+N)  spare slots
 //! ```
+//!
+//! Nodes `1..=N` form the cluster (`--peers`). The `S` spare slots are namespaces for nodes that
+//! join later (`--join`, the `add-node` fault of the membership nemesis); slot `i` always hosts
+//! node id `i`, so a node's id names its namespace and address, and an id that left the cluster
+//! is never started again.
 //!
 //! Every namespace has only its loopback and one veth (`eth0`) on the bridge, with an address in
 //! the benchmarking range 198.18.0.0/15 (RFC 2544) and no default route, so no packet can leave
@@ -20,17 +25,29 @@ pub const NODE_PORT: u16 = 9092;
 /// Prefix of every namespace (and the bridge) the harness uses.
 pub const PREFIX: &str = "rkj";
 
-/// The network of one run: `nodes` node namespaces plus the client namespace.
+/// The network of one run: `nodes + spares` node namespaces plus the client namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Topology {
-    /// Number of nodes, ids `1..=nodes`.
+    /// Number of nodes the cluster starts with, ids `1..=nodes`.
     pub nodes: u64,
+    /// Spare slots for nodes that join later, ids `nodes+1..=nodes+spares`.
+    pub spares: u64,
 }
 
 impl Topology {
-    /// Node ids, ascending.
+    /// The ids of the nodes the cluster starts with, ascending.
     pub fn ids(&self) -> Vec<u64> {
         (1..=self.nodes).collect()
+    }
+
+    /// Every slot's id, spares included, ascending.
+    pub fn slots(&self) -> Vec<u64> {
+        (1..=self.nodes + self.spares).collect()
+    }
+
+    /// The spare slots' ids, ascending.
+    pub fn spare_ids(&self) -> Vec<u64> {
+        (self.nodes + 1..=self.nodes + self.spares).collect()
     }
 
     /// The namespace of node `id`.
@@ -67,7 +84,7 @@ impl Topology {
             .join(",")
     }
 
-    /// Smallest majority of the nodes.
+    /// Smallest majority of the initial nodes.
     pub fn majority(&self) -> usize {
         self.nodes as usize / 2 + 1
     }
@@ -79,8 +96,11 @@ mod tests {
 
     #[test]
     fn addresses_stay_in_the_benchmarking_range() {
-        let t = Topology { nodes: 5 };
-        for id in t.ids() {
+        let t = Topology {
+            nodes: 5,
+            spares: 3,
+        };
+        for id in t.slots() {
             let ip = t.node_ip(id);
             assert_eq!(ip.octets()[..2], [198, 18]);
         }
@@ -90,5 +110,7 @@ mod tests {
             "1=198.18.0.11:9092,2=198.18.0.12:9092,3=198.18.0.13:9092,4=198.18.0.14:9092,5=198.18.0.15:9092"
         );
         assert_eq!(t.majority(), 3);
+        assert_eq!(t.spare_ids(), vec![6, 7, 8]);
+        assert_eq!(t.node_ip(8).octets(), [198, 18, 0, 18]);
     }
 }

@@ -3,9 +3,15 @@
 //!
 //! The schedule is computed before a cell starts, from the cell's seed alone, so a cell re-run
 //! from its seed meets the same faults at the same times.
+//!
+//! Membership faults ([`Fault::MEMBERSHIP`]) are actions rather than conditions: each step of a
+//! nemesis that has them carries exactly one, planned so that every kind comes up in turn and
+//! the cluster never shrinks below [`Room::min_active`] nodes nor grows past its spare slots
+//! (the nemesis checks the live cluster again before acting, and falls back to a reassignment).
 
 use std::time::Duration;
 
+use super::plan::{MembershipPlan, Room};
 use crate::harness::rng::Rng;
 
 /// One kind of fault.
@@ -41,6 +47,15 @@ pub enum Fault {
     ClockBump,
     /// A clock running fast.
     ClockStrobe,
+    /// One partition moved to a random replica set among the active nodes.
+    Reassign,
+    /// A node started in a spare slot joins the running cluster (`--join`).
+    AddNode,
+    /// A node drained and removed (`POST /v1/cluster/nodes/{id}/decommission`).
+    Decommission,
+    /// A node killed (`kill -9`) and removed as dead (`DELETE /v1/cluster/nodes/{id}?dead=true`);
+    /// it never comes back under its id.
+    RemoveDead,
 }
 
 /// Faults of one class never overlap in a combined step.
@@ -50,6 +65,7 @@ pub(super) enum Class {
     Process,
     Network,
     Clock,
+    Membership,
 }
 
 impl Fault {
@@ -72,6 +88,24 @@ impl Fault {
         Fault::ClockStrobe,
     ];
 
+    /// The membership changes. Not in [`Fault::ALL`], so neither `combined` nor the full
+    /// profile's single-fault cells draw them; the `membership` nemesis does.
+    pub const MEMBERSHIP: [Fault; 4] = [
+        Fault::Reassign,
+        Fault::AddNode,
+        Fault::Decommission,
+        Fault::RemoveDead,
+    ];
+
+    /// The fault called `name`, membership changes included.
+    pub fn by_name(name: &str) -> Option<Fault> {
+        Fault::ALL
+            .iter()
+            .chain(Fault::MEMBERSHIP.iter())
+            .copied()
+            .find(|f| f.name() == name)
+    }
+
     /// The fault's name in histories and cell names.
     pub fn name(self) -> &'static str {
         match self {
@@ -90,6 +124,10 @@ impl Fault {
             Fault::Bandwidth => "bandwidth",
             Fault::ClockBump => "clock-bump",
             Fault::ClockStrobe => "clock-strobe",
+            Fault::Reassign => "reassign",
+            Fault::AddNode => "add-node",
+            Fault::Decommission => "decommission",
+            Fault::RemoveDead => "remove-dead",
         }
     }
 
@@ -108,7 +146,20 @@ impl Fault {
             | Fault::PauseLeaders => Class::Process,
             Fault::Loss | Fault::Bandwidth => Class::Network,
             Fault::ClockBump | Fault::ClockStrobe => Class::Clock,
+            Fault::Reassign | Fault::AddNode | Fault::Decommission | Fault::RemoveDead => {
+                Class::Membership
+            }
         }
+    }
+
+    /// Whether it changes the cluster's membership or placement.
+    pub fn is_membership(self) -> bool {
+        self.class() == Class::Membership
+    }
+
+    /// Whether it shrinks the cluster by one node.
+    pub(super) fn shrinks(self) -> bool {
+        matches!(self, Fault::Decommission | Fault::RemoveDead)
     }
 
     /// Whether the nodes must run under libfaketime for this fault.
@@ -130,7 +181,7 @@ pub struct NemesisSpec {
 
 impl NemesisSpec {
     /// The nemesis called `name`: `none`, a fault's name, a family (`partition`, `kill`,
-    /// `pause`, `network`, `clock`), or `combined`.
+    /// `pause`, `network`, `clock`), `combined`, or `membership`.
     pub fn by_name(name: &str) -> Option<Self> {
         let of = |pred: &dyn Fn(&Fault) -> bool| -> Vec<Fault> {
             Fault::ALL.iter().copied().filter(|f| pred(f)).collect()
@@ -158,10 +209,21 @@ impl NemesisSpec {
                 true,
             ),
             "combined" => (Fault::ALL.to_vec(), true),
-            single => (
-                vec![*Fault::ALL.iter().find(|f| f.name() == single)?],
-                false,
-            ),
+            // Every step changes the membership or placement once, and may add a kill and a
+            // partition on top: moves then run while replicas die, restart and lose each other.
+            "membership" => {
+                let mut faults = Fault::MEMBERSHIP.to_vec();
+                faults.extend([
+                    Fault::PartitionOne,
+                    Fault::PartitionHalves,
+                    Fault::PartitionRing,
+                    Fault::PartitionLeaders,
+                    Fault::KillOne,
+                    Fault::KillLeaders,
+                ]);
+                (faults, true)
+            }
+            single => (vec![Fault::by_name(single)?], false),
         };
         Some(NemesisSpec {
             name: name.to_owned(),
@@ -173,6 +235,12 @@ impl NemesisSpec {
     /// Whether any of its faults needs libfaketime.
     pub fn needs_fake_clock(&self) -> bool {
         self.faults.iter().any(|f| f.needs_fake_clock())
+    }
+
+    /// Whether any of its faults changes the membership (then the cell has spare slots to
+    /// fill and checks that the membership settles after healing).
+    pub fn changes_membership(&self) -> bool {
+        self.faults.iter().any(|f| f.is_membership())
     }
 }
 
@@ -198,12 +266,20 @@ pub struct Step {
     pub seed: u64,
 }
 
-/// The schedule of a cell: faults until `duration` (every fault healed before it ends).
-pub fn schedule(spec: &NemesisSpec, rng: &mut Rng, duration: Duration, t: Timing) -> Vec<Step> {
+/// The schedule of a cell: faults until `duration` (every fault healed before it ends). A
+/// nemesis with membership faults applies exactly one per step, planned within `room`.
+pub fn schedule(
+    spec: &NemesisSpec,
+    rng: &mut Rng,
+    duration: Duration,
+    t: Timing,
+    room: Room,
+) -> Vec<Step> {
     let mut steps = Vec::new();
     if spec.faults.is_empty() {
         return steps;
     }
+    let mut plan = MembershipPlan::new(spec, room);
     let mut at = Duration::ZERO;
     // Bounded: every iteration advances `at` by at least one second.
     loop {
@@ -212,9 +288,14 @@ pub fn schedule(spec: &NemesisSpec, rng: &mut Rng, duration: Duration, t: Timing
         if at + hold > duration {
             break;
         }
-        let mut faults = Vec::new();
+        let mut faults: Vec<Fault> = plan.next(rng).into_iter().collect();
         let want = if spec.combined { rng.range(1, 3) } else { 1 };
-        let mut pool = spec.faults.clone();
+        let mut pool: Vec<Fault> = spec
+            .faults
+            .iter()
+            .copied()
+            .filter(|f| !f.is_membership())
+            .collect();
         rng.shuffle(&mut pool);
         for f in pool {
             if faults.len() as u64 >= want {
@@ -246,11 +327,17 @@ mod tests {
         hold_s: (5, 10),
     };
 
+    const ROOM: Room = Room {
+        nodes: 5,
+        spares: 3,
+        min_active: 4,
+    };
+
     #[test]
     fn schedule_is_a_function_of_the_seed() {
         let spec = NemesisSpec::by_name("combined").unwrap_or_else(|| unreachable!());
-        let a = schedule(&spec, &mut Rng::new(9), Duration::from_secs(120), T);
-        let b = schedule(&spec, &mut Rng::new(9), Duration::from_secs(120), T);
+        let a = schedule(&spec, &mut Rng::new(9), Duration::from_secs(120), T, ROOM);
+        let b = schedule(&spec, &mut Rng::new(9), Duration::from_secs(120), T, ROOM);
         assert_eq!(a, b);
         assert!(a.len() >= 5, "{a:?}");
         let last = a.last().map(|s| s.at + s.hold).unwrap_or_default();
@@ -258,12 +345,13 @@ mod tests {
         for step in &a {
             let classes: BTreeSet<Class> = step.faults.iter().map(|f| f.class()).collect();
             assert_eq!(classes.len(), step.faults.len(), "{step:?}");
+            assert!(step.faults.iter().all(|f| !f.is_membership()), "{step:?}");
         }
     }
 
     #[test]
     fn names_resolve() {
-        for f in Fault::ALL {
+        for f in Fault::ALL.into_iter().chain(Fault::MEMBERSHIP) {
             let spec = NemesisSpec::by_name(f.name()).unwrap_or_else(|| unreachable!());
             assert_eq!(spec.faults, vec![f]);
         }
@@ -274,5 +362,7 @@ mod tests {
         );
         assert!(NemesisSpec::by_name("clock").is_some_and(|s| s.needs_fake_clock() && s.combined));
         assert!(NemesisSpec::by_name("none").is_some_and(|s| s.faults.is_empty()));
+        assert!(NemesisSpec::by_name("combined").is_some_and(|s| !s.changes_membership()));
+        assert!(NemesisSpec::by_name("reassign").is_some_and(|s| s.changes_membership()));
     }
 }

@@ -20,6 +20,10 @@
 //! | `bandwidth` | every node's egress limited to 128–1024 kbit/s (`tc tbf`) | qdisc removed |
 //! | `clock-bump` | the clocks of one node up to a majority jump forward 1–288 s (libfaketime) | none: clocks keep their offset |
 //! | `clock-strobe` | a majority's clocks jump forward by 1 s about three times a second (a clock running fast) | 〃 |
+//! | `reassign` | one partition moved to a random replica set of active nodes (`POST /v1/cluster/reassignments`) | none: the move runs on |
+//! | `add-node` | a node started in a spare slot with `--join` | the leaders rebalanced onto it once it is active (`POST /v1/cluster/rebalance`) |
+//! | `decommission` | a node drained (`POST /v1/cluster/nodes/{id}/decommission`) | stopped once the cluster reports it `removed` |
+//! | `remove-dead` | a node killed and removed as dead (`DELETE /v1/cluster/nodes/{id}?dead=true`) | never restarted |
 //!
 //! Clock faults move `CLOCK_REALTIME` and `CLOCK_MONOTONIC` together, because libfaketime fakes
 //! both; a backwards jump of a monotonic clock breaks the bounded-drift assumption every leader
@@ -28,8 +32,14 @@
 //! In a combined nemesis a step applies one to three faults of different classes at once. The
 //! `clock` family is combined too: clock faults paired with a `kill -9` or a pause of one node,
 //! because clock faults alone cause no error in Raftka at all (see [`NemesisSpec::by_name`]).
+//! So is `membership`: every step makes one membership change ([`membership`]), applied first,
+//! with up to two kills or partitions on top; victims are always drawn from the current members.
 
+mod cluster_view;
+mod control;
 mod fault;
+mod membership;
+mod plan;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -37,12 +47,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+pub use cluster_view::{parse_cluster, plan_replicas, ClusterView, NodeView, PartitionView};
 use fault::Class;
 pub use fault::{schedule, Fault, NemesisSpec, Step, Timing};
+pub use plan::Room;
 
 use super::cluster::Cluster;
 use super::firewall::{self, Bandwidth, NsRules};
 use super::http::{self, Timeouts};
+use super::node_list::NodeList;
 use super::recorder::Recorder;
 use super::rng::Rng;
 use super::topology::Topology;
@@ -59,13 +72,24 @@ pub struct Nemesis<'c> {
     paused: BTreeSet<u64>,
     throttled: bool,
     clock_offsets: BTreeMap<u64, u64>,
-    /// Errors while applying or healing faults (infrastructure trouble, reported with the cell).
+    /// The addresses clients use; membership changes update them.
+    nodes: &'c NodeList,
+    membership: membership::State,
+    /// Errors while applying or healing faults (infrastructure trouble, reported with the cell),
+    /// and membership that did not settle after healing.
     pub errors: Vec<String>,
 }
 
 impl<'c> Nemesis<'c> {
-    /// A nemesis for `cluster`, recording to `recorder`.
-    pub fn new(cluster: &'c mut Cluster, recorder: &'c Recorder, topic: &str) -> Self {
+    /// A nemesis for `cluster`, recording to `recorder`; membership changes keep `nodes` (the
+    /// clients' addresses) current and place `replication` replicas per partition.
+    pub fn new(
+        cluster: &'c mut Cluster,
+        recorder: &'c Recorder,
+        topic: &str,
+        nodes: &'c NodeList,
+        replication: usize,
+    ) -> Self {
         Nemesis {
             cluster,
             recorder,
@@ -76,6 +100,8 @@ impl<'c> Nemesis<'c> {
             paused: BTreeSet::new(),
             throttled: false,
             clock_offsets: BTreeMap::new(),
+            nodes,
+            membership: membership::State::new(replication),
             errors: Vec::new(),
         }
     }
@@ -86,11 +112,17 @@ impl<'c> Nemesis<'c> {
 
     /// Runs `steps` against the wall clock from `start`, then heals everything.
     pub fn run(&mut self, steps: &[Step], start: Instant) {
+        let changes_membership = steps
+            .iter()
+            .any(|s| s.faults.iter().any(|f| f.is_membership()));
         for step in steps {
             sleep_until(start + step.at);
             let mut rng = Rng::new(step.seed);
             let mut applied = Vec::new();
-            for f in &step.faults {
+            // The membership change first: kills and partitions then hit the move it started.
+            let mut order = step.faults.clone();
+            order.sort_by_key(|f| !f.is_membership());
+            for f in &order {
                 let detail = self.apply(*f, &mut rng);
                 self.recorder.nemesis(
                     json!({"fault": f.name(), "phase": "start", "detail": detail.clone()}),
@@ -110,6 +142,16 @@ impl<'c> Nemesis<'c> {
         }
         // A fault-free cell records no nemesis event at all (the vacuity guard counts them).
         self.heal_all(!steps.is_empty());
+        if changes_membership {
+            self.settle_membership();
+        }
+    }
+
+    /// The members now, shuffled.
+    fn shuffled_members(&self, rng: &mut Rng) -> Vec<u64> {
+        let mut ids = self.cluster.members();
+        rng.shuffle(&mut ids);
+        ids
     }
 
     /// The partition leaders, asked of the first node that answers; a random node if none does.
@@ -119,8 +161,7 @@ impl<'c> Nemesis<'c> {
             connect: Duration::from_millis(500),
             total: Duration::from_secs(2),
         };
-        let mut ids = t.ids();
-        rng.shuffle(&mut ids);
+        let ids = self.shuffled_members(rng);
         for id in ids {
             let path = format!("/v1/topics/{}", self.topic);
             if let Ok(r) = http::request(t.node_addr(id), "GET", &path, None, timeouts) {
@@ -138,7 +179,7 @@ impl<'c> Nemesis<'c> {
                 }
             }
         }
-        let all = t.ids();
+        let all = self.cluster.members();
         BTreeSet::from([*rng.pick(&all).unwrap_or(&1)])
     }
 
@@ -166,7 +207,7 @@ impl<'c> Nemesis<'c> {
 
     fn sync_firewall(&mut self) {
         let t = self.topo();
-        let mut namespaces: Vec<String> = t.ids().iter().map(|id| t.node_ns(*id)).collect();
+        let mut namespaces: Vec<String> = t.slots().iter().map(|id| t.node_ns(*id)).collect();
         namespaces.push(t.client_ns());
         for ns in namespaces {
             let rules = NsRules {
@@ -181,9 +222,13 @@ impl<'c> Nemesis<'c> {
 
     fn apply(&mut self, fault: Fault, rng: &mut Rng) -> serde_json::Value {
         let t = self.topo();
-        let mut ids = t.ids();
-        rng.shuffle(&mut ids);
+        let ids = self.shuffled_members(rng);
+        // Smallest majority of the members now.
+        let majority = ids.len() / 2 + 1;
         match fault {
+            Fault::Reassign | Fault::AddNode | Fault::Decommission | Fault::RemoveDead => {
+                self.apply_membership(fault, rng)
+            }
             Fault::PartitionOne => {
                 let victim = ids[0];
                 let rest: Vec<u64> = ids[1..].to_vec();
@@ -202,7 +247,7 @@ impl<'c> Nemesis<'c> {
                 // Node at ring position i hears positions within distance d, where 2d+1 is a
                 // majority; everyone else is dropped.
                 let n = ids.len();
-                let d = t.majority() / 2;
+                let d = majority / 2;
                 let mut sees = BTreeMap::new();
                 for (i, a) in ids.iter().enumerate() {
                     let mut visible = Vec::new();
@@ -235,7 +280,7 @@ impl<'c> Nemesis<'c> {
                     ids[0]
                 };
                 let deaf = rng.chance(50);
-                for other in t.ids().into_iter().filter(|o| *o != node) {
+                for other in ids.iter().copied().filter(|o| *o != node) {
                     if deaf {
                         self.grudge(t.node_ns(node), t.node_ip(other));
                     } else {
@@ -246,7 +291,7 @@ impl<'c> Nemesis<'c> {
                 json!({"node": node, "direction": if deaf { "hears nobody" } else { "nobody hears it" }})
             }
             Fault::PartitionClients => {
-                let count = rng.range(1, t.nodes - 1) as usize;
+                let count = rng.range(1, ids.len() as u64 - 1) as usize;
                 let cut: Vec<u64> = ids[..count].to_vec();
                 for id in &cut {
                     self.grudge(t.node_ns(*id), t.client_ip());
@@ -259,7 +304,7 @@ impl<'c> Nemesis<'c> {
                 let victims: Vec<u64> = match fault {
                     Fault::KillOne => vec![ids[0]],
                     Fault::KillLeaders => self.leaders(rng).into_iter().collect(),
-                    _ => t.ids(),
+                    _ => self.cluster.members(),
                 };
                 for id in &victims {
                     self.cluster.kill(*id);
@@ -289,7 +334,7 @@ impl<'c> Nemesis<'c> {
             }
             Fault::Bandwidth => {
                 let rate_kbit = rng.range(128, 1024) as u32;
-                for id in t.ids() {
+                for id in self.cluster.members() {
                     if let Err(e) =
                         firewall::set_bandwidth(&t.node_ns(id), Some(Bandwidth { rate_kbit }))
                     {
@@ -300,7 +345,7 @@ impl<'c> Nemesis<'c> {
                 json!({"rate_kbit": rate_kbit})
             }
             Fault::ClockBump => {
-                let count = rng.range(1, t.majority() as u64) as usize;
+                let count = rng.range(1, majority as u64) as usize;
                 let mut bumps = BTreeMap::new();
                 for id in ids.into_iter().take(count) {
                     let by = rng.range(1, 288);
@@ -310,7 +355,7 @@ impl<'c> Nemesis<'c> {
                 json!({"forward_s": bumps})
             }
             Fault::ClockStrobe => {
-                let victims: Vec<u64> = ids.into_iter().take(t.majority()).collect();
+                let victims: Vec<u64> = ids.into_iter().take(majority).collect();
                 json!({"strobing": victims})
             }
         }
@@ -336,10 +381,8 @@ impl<'c> Nemesis<'c> {
     /// Jumps the clocks of a majority forward by a second about three times a second until
     /// `until` (libfaketime re-reads the offset file once a second).
     fn strobe(&mut self, until: Instant, rng: &mut Rng) {
-        let t = self.topo();
-        let mut ids = t.ids();
-        rng.shuffle(&mut ids);
-        ids.truncate(t.majority());
+        let mut ids = self.shuffled_members(rng);
+        ids.truncate(ids.len() / 2 + 1);
         // Bounded by `until`: each round sleeps 300 ms.
         while Instant::now() + Duration::from_millis(300) < until {
             for id in &ids {
@@ -360,6 +403,10 @@ impl<'c> Nemesis<'c> {
                     self.cluster.resume(id);
                 }
                 for id in std::mem::take(&mut self.killed) {
+                    // A node that left the cluster meanwhile stays down.
+                    if !self.cluster.is_member(id) {
+                        continue;
+                    }
                     if let Err(e) = self.cluster.start(id) {
                         self.errors.push(e);
                     }
@@ -371,7 +418,7 @@ impl<'c> Nemesis<'c> {
                     self.sync_firewall();
                 } else {
                     let t = self.topo();
-                    for id in t.ids() {
+                    for id in t.slots() {
                         if let Err(e) = firewall::set_bandwidth(&t.node_ns(id), None) {
                             self.errors.push(e);
                         }
@@ -381,17 +428,18 @@ impl<'c> Nemesis<'c> {
             }
             // Clocks keep their offsets: going back would break monotonic time.
             Class::Clock => {}
+            Class::Membership => self.heal_membership(fault),
         }
     }
 
-    /// Removes every fault, whatever is active: rules, limits, pauses, dead nodes; records a
-    /// nemesis event if `record`.
+    /// Removes every fault, whatever is active: rules, limits, pauses, dead members (nodes that
+    /// left the cluster stay down); records a nemesis event if `record`.
     pub fn heal_all(&mut self, record: bool) {
         self.grudges.clear();
         self.loss = 0;
         self.sync_firewall();
         let t = self.topo();
-        for id in t.ids() {
+        for id in t.slots() {
             if let Err(e) = firewall::set_bandwidth(&t.node_ns(id), None) {
                 self.errors.push(e);
             }
@@ -400,7 +448,7 @@ impl<'c> Nemesis<'c> {
         self.throttled = false;
         self.paused.clear();
         self.killed.clear();
-        for id in t.ids() {
+        for id in self.cluster.members() {
             if !self.cluster.is_running(id) {
                 if let Err(e) = self.cluster.start(id) {
                     self.errors.push(e);
