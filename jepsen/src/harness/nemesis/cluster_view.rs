@@ -17,6 +17,8 @@ pub struct NodeView {
     /// `joining`, `active`, `draining`, `down` or `removed`; from `alive` when the server does
     /// not report states (`active` or `down`).
     pub state: String,
+    /// `voter`, `learner` or `none` in the metadata group, when reported.
+    pub metadata_role: Option<String>,
 }
 
 /// One partition in `GET /v1/cluster`.
@@ -63,7 +65,15 @@ pub fn parse_cluster(j: &Json) -> Option<ClusterView> {
             .as_str()
             .map(str::to_owned)
             .unwrap_or_else(|| if alive { "active" } else { "down" }.to_owned());
-        view.nodes.insert(id, NodeView { alive, state });
+        let metadata_role = n["metadata_role"].as_str().map(str::to_owned);
+        view.nodes.insert(
+            id,
+            NodeView {
+                alive,
+                state,
+                metadata_role,
+            },
+        );
     }
     for p in j["partitions"].as_array().into_iter().flatten() {
         let (Some(topic), Some(partition)) = (p["topic"].as_str(), p["partition"].as_u64()) else {
@@ -92,6 +102,20 @@ impl ClusterView {
     /// Whether a node that was registered has left: `removed`, or no longer listed.
     pub fn has_left(&self, id: u64) -> bool {
         matches!(self.state(id), None | Some("removed"))
+    }
+
+    /// The metadata group's voters, ascending; `None` when the server reports no roles.
+    pub fn metadata_voters(&self) -> Option<Vec<u64>> {
+        if self.nodes.values().all(|n| n.metadata_role.is_none()) {
+            return None;
+        }
+        Some(
+            self.nodes
+                .iter()
+                .filter(|(_, n)| n.metadata_role.as_deref() == Some("voter"))
+                .map(|(id, _)| *id)
+                .collect(),
+        )
     }
 
     /// Nodes that are active and answering, ascending.
@@ -181,8 +205,8 @@ mod tests {
         json!({
             "node_id": 2, "metadata_leader": 1,
             "nodes": [
-                {"id": 1, "address": "a", "alive": true, "state": "active"},
-                {"id": 2, "address": "b", "alive": true, "state": "draining"},
+                {"id": 1, "address": "a", "alive": true, "state": "active", "metadata_role": "voter"},
+                {"id": 2, "address": "b", "alive": true, "state": "draining", "metadata_role": "learner"},
                 {"id": 3, "address": "c", "alive": false, "state": "down"},
                 {"id": 4, "address": "d", "alive": false, "state": "removed"},
                 {"id": 5, "address": "e", "alive": true},
@@ -215,6 +239,9 @@ mod tests {
         assert_eq!(v.active(), vec![1, 5]);
         assert!(v.has_left(4) && v.has_left(9) && !v.has_left(3));
         assert_eq!(v.partitions.len(), 3);
+        assert_eq!(v.metadata_voters(), Some(vec![1]));
+        let old = json!({"node_id": 1, "nodes": [{"id": 1, "alive": true}], "partitions": []});
+        assert_eq!(parse_cluster(&old).and_then(|v| v.metadata_voters()), None);
         assert!(parse_cluster(&json!({"error": "x"})).is_none());
     }
 

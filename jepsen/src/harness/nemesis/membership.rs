@@ -18,9 +18,10 @@
 //! - a node that left (or may have left) is never started again under its id.
 //!
 //! After the final heal, [`Nemesis::settle_membership`] waits until no move is in flight, every
-//! drained node is `removed`, every dead removal is confirmed and every joined node is `active`,
-//! then checks the placement: each partition has exactly `replication` distinct replicas, none
-//! on a node that left. Whatever does not settle is reported as a problem of the cell.
+//! drained node is `removed`, every dead removal is confirmed, every joined node is `active` and
+//! the metadata group has its 3 voters again, all of them members (automatic repair), then
+//! checks the placement: each partition has exactly `replication` distinct replicas, none on a
+//! node that left. Whatever does not settle is reported as a problem of the cell.
 //!
 //! Requests go through [`super::control`].
 
@@ -43,6 +44,8 @@ const QUIET_MOVES_WINDOW: Duration = Duration::from_secs(10);
 const JOIN_WINDOW: Duration = Duration::from_secs(15);
 /// After the final heal: how long moves, drains and removals may take to finish.
 const SETTLE_WINDOW: Duration = Duration::from_secs(90);
+/// Voters of the metadata group (the node's `--metadata-voters` default, which cells keep).
+const METADATA_VOTERS: usize = 3;
 
 /// What the membership nemesis keeps track of between steps.
 #[derive(Debug)]
@@ -82,6 +85,14 @@ impl Nemesis<'_> {
                 !self.membership.draining.contains(id) && !self.membership.pending_dead.contains(id)
             })
             .collect()
+    }
+
+    /// Node `id` left the cluster (or may have): no client sends to it, it is never started
+    /// again, and no one waits for it to become active.
+    fn retire(&mut self, id: u64) {
+        self.cluster.retire(id);
+        self.nodes.remove(id);
+        self.membership.joining.remove(&id);
     }
 
     /// Applies membership fault `fault` (see the module table); returns the detail recorded.
@@ -206,8 +217,7 @@ impl Nemesis<'_> {
         };
         self.cluster.kill(victim);
         // From here on the node may be removed at any moment: never start it again.
-        self.cluster.retire(victim);
-        self.nodes.remove(victim);
+        self.retire(victim);
         self.killed.remove(&victim);
         self.paused.remove(&victim);
         self.membership.pending_dead.insert(victim);
@@ -289,8 +299,7 @@ impl Nemesis<'_> {
         for id in self.membership.draining.clone() {
             if view.has_left(id) {
                 self.cluster.stop(id, Duration::from_secs(10));
-                self.cluster.retire(id);
-                self.nodes.remove(id);
+                self.retire(id);
                 self.membership.draining.remove(&id);
                 self.recorder.nemesis(
                     json!({"fault": "decommission", "phase": "removed", "detail": {"node": id}}),
@@ -335,22 +344,32 @@ impl Nemesis<'_> {
                     }
                 }
             }
+            let members = self.cluster.members();
+            let voters = view.as_ref().and_then(ClusterView::metadata_voters);
+            let voters_ok = voters.as_ref().is_none_or(|v| {
+                v.len() == METADATA_VOTERS.min(members.len())
+                    && v.iter().all(|id| members.contains(id))
+            });
             let m = &self.membership;
             let settled = view.is_some()
                 && moving == Some(0)
                 && m.draining.is_empty()
                 && m.pending_dead.is_empty()
-                && m.joining.is_empty();
+                && m.joining.is_empty()
+                && voters_ok;
             if settled || Instant::now() >= deadline {
                 if !settled {
                     self.errors.push(format!(
                         "membership did not settle {} s after healing: moves in flight {:?}, \
-                         draining {:?}, dead not removed {:?}, joined not active {:?}",
+                         draining {:?}, dead not removed {:?}, joined not active {:?}, \
+                         metadata voters {:?} (members {:?})",
                         SETTLE_WINDOW.as_secs(),
                         moving,
                         m.draining,
                         m.pending_dead,
-                        m.joining
+                        m.joining,
+                        voters,
+                        members
                     ));
                 }
                 break view;
