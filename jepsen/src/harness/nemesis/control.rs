@@ -189,10 +189,15 @@ impl Nemesis<'_> {
             }
         }
         if last.misunderstood() {
-            self.errors.push(format!(
+            self.membership.misunderstood = true;
+            let e = format!(
                 "membership: {method} {path} answered {:?} {:?}: {}",
                 last.status, last.error, last.body
-            ));
+            );
+            // Once per message: a missing endpoint is asked again every second while settling.
+            if !self.errors.contains(&e) {
+                self.errors.push(e);
+            }
         }
         last
     }

@@ -57,6 +57,9 @@ pub(super) struct State {
     pending_dead: BTreeSet<u64>,
     /// Joined nodes not yet seen active and rebalanced onto.
     joining: BTreeSet<u64>,
+    /// The server did not understand a membership request (see [`super::control`]): the cell
+    /// fails, and settling stops at once instead of waiting for what cannot happen.
+    pub(super) misunderstood: bool,
 }
 
 impl State {
@@ -66,6 +69,7 @@ impl State {
             draining: BTreeSet::new(),
             pending_dead: BTreeSet::new(),
             joining: BTreeSet::new(),
+            misunderstood: false,
         }
     }
 }
@@ -357,8 +361,9 @@ impl Nemesis<'_> {
                 && m.pending_dead.is_empty()
                 && m.joining.is_empty()
                 && voters_ok;
-            if settled || Instant::now() >= deadline {
-                if !settled {
+            let hopeless = m.misunderstood;
+            if settled || hopeless || Instant::now() >= deadline {
+                if !settled && !hopeless {
                     self.errors.push(format!(
                         "membership did not settle {} s after healing: moves in flight {:?}, \
                          draining {:?}, dead not removed {:?}, joined not active {:?}, \
