@@ -100,9 +100,11 @@ pub fn profile(name: &str, bin: &Path) -> Option<Vec<CellSpec>> {
             // through consumer groups, one mixed schedule per group workload, and membership
             // changes under kills and partitions.
             for (w, n, secs) in [
+                // The group workload polls least (one member owns each partition): its cells
+                // keep 35 s, or a key may fall under the vacuity guard's 10 ok polls.
                 (Queue, "partition", 35),
-                (Queue, "kill", 35),
-                (Group, "partition", 30),
+                (Queue, "kill", 30),
+                (Group, "partition", 35),
                 (Group, "combined", 35),
                 (Offsets, "partition", 30),
                 (Offsets, "combined", 35),
