@@ -21,11 +21,12 @@
 //! drained node is `removed`, every dead removal is confirmed, every joined node is `active` and
 //! the metadata group has its 3 voters again, all of them members (automatic repair), then
 //! checks the placement: each partition has exactly `replication` distinct replicas, none on a
-//! node that left. Whatever does not settle is reported as a problem of the cell.
+//! node that left. Whatever does not settle is reported as a problem of the cell, and so is a
+//! cell in which no membership change took effect at all (vacuous).
 //!
 //! Requests go through [`super::control`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value as Json};
@@ -60,6 +61,8 @@ pub(super) struct State {
     /// The server did not understand a membership request (see [`super::control`]): the cell
     /// fails, and settling stops at once instead of waiting for what cannot happen.
     pub(super) misunderstood: bool,
+    /// Changes that took effect, by kind (accepted requests; joins once the node is active).
+    taken: BTreeMap<&'static str, u64>,
 }
 
 impl State {
@@ -70,6 +73,7 @@ impl State {
             pending_dead: BTreeSet::new(),
             joining: BTreeSet::new(),
             misunderstood: false,
+            taken: BTreeMap::new(),
         }
     }
 }
@@ -89,6 +93,12 @@ impl Nemesis<'_> {
                 !self.membership.draining.contains(id) && !self.membership.pending_dead.contains(id)
             })
             .collect()
+    }
+
+    fn count_taken(&mut self, a: &Answer, kind: &'static str) {
+        if a.accepted() {
+            *self.membership.taken.entry(kind).or_default() += 1;
+        }
     }
 
     /// Node `id` left the cluster (or may have): no client sends to it, it is never started
@@ -164,6 +174,7 @@ impl Nemesis<'_> {
             Some(view),
             rng,
         );
+        self.count_taken(&a, "reassign");
         json!({"op": "reassign", "partition": p.partition, "from": p.replicas, "to": to,
                "answer": a.to_json()})
     }
@@ -200,6 +211,7 @@ impl Nemesis<'_> {
             self.membership.draining.insert(victim);
             self.cluster.allow_exit(victim);
         }
+        self.count_taken(&a, "decommission");
         json!({"op": "decommission", "node": victim, "answer": a.to_json()})
     }
 
@@ -240,6 +252,7 @@ impl Nemesis<'_> {
         if answer.accepted() {
             self.membership.pending_dead.remove(&victim);
         }
+        self.count_taken(&answer, "remove-dead");
         json!({"op": "remove-dead", "node": victim, "tries": tries, "answer": answer.to_json()})
     }
 
@@ -279,6 +292,7 @@ impl Nemesis<'_> {
                 if !joined.is_empty() {
                     for id in &joined {
                         self.membership.joining.remove(id);
+                        *self.membership.taken.entry("add-node").or_default() += 1;
                     }
                     let body = json!({"max_moves": 2});
                     let a = self.control("POST", "/v1/cluster/rebalance", Some(body), Some(v), rng);
@@ -403,8 +417,14 @@ impl Nemesis<'_> {
                 )),
             }
         }
+        // Vacuity: a membership cell in which no change took effect tested no membership change.
+        if self.membership.taken.is_empty() {
+            self.errors
+                .push("membership: no membership change took effect (vacuous)".into());
+        }
         self.recorder
             .nemesis(json!({"fault": "membership", "phase": "settled",
-            "detail": {"members": self.cluster.members(), "retired": gone}}));
+            "detail": {"members": self.cluster.members(), "retired": gone,
+                       "taken": self.membership.taken}}));
     }
 }
