@@ -26,6 +26,9 @@ pub enum ConfigError {
     /// The cluster secret is too short to be a secret.
     #[error("the cluster secret must be at least 8 characters")]
     WeakSecret,
+    /// Neither or both of `--peers` and `--join`, or a join without a usable address.
+    #[error("{0}")]
+    Membership(String),
 }
 
 /// The node's configuration.
@@ -36,8 +39,9 @@ pub enum ConfigError {
     about = "Raftka: a Raft-replicated event log over HTTP/JSON"
 )]
 pub struct Config {
-    /// This node's id (a positive integer, unique in the cluster).
-    #[arg(long, env = "RAFTKA_NODE_ID")]
+    /// This node's id (a positive integer, unique in the cluster). With `--join` it may be
+    /// left out (0): the cluster assigns one, kept in `<data-dir>/node-id` for restarts.
+    #[arg(long, env = "RAFTKA_NODE_ID", default_value_t = 0)]
     pub id: NodeId,
 
     /// Address to listen on for HTTP (clients and peers).
@@ -48,9 +52,38 @@ pub struct Config {
     #[arg(long, env = "RAFTKA_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
-    /// Every node of the initial cluster, this one included: `1=127.0.0.1:9092,2=…`.
-    #[arg(long, env = "RAFTKA_PEERS", value_delimiter = ',', required = true)]
+    /// Every node of the initial cluster, this one included: `1=127.0.0.1:9092,2=…`. Only
+    /// for the nodes that form a new cluster; a node added later uses `--join`.
+    #[arg(
+        long,
+        env = "RAFTKA_PEERS",
+        value_delimiter = ',',
+        required_unless_present = "join"
+    )]
     pub peers: Vec<String>,
+
+    /// Join a running cluster through any of these nodes (`host:port`, comma-separated)
+    /// instead of forming one from `--peers`. The node registers itself, follows the
+    /// metadata, and serves once it has caught up.
+    #[arg(long, env = "RAFTKA_JOIN", value_delimiter = ',')]
+    pub join: Vec<String>,
+
+    /// The `host:port` other nodes and clients reach this node at (default: `--listen`).
+    #[arg(long, env = "RAFTKA_ADVERTISE")]
+    pub advertise: Option<String>,
+
+    /// How many nodes vote in the metadata group (the others follow it as learners); a
+    /// voter that leaves or stays down is replaced by a live node.
+    #[arg(long, env = "RAFTKA_METADATA_VOTERS", default_value_t = 3)]
+    pub metadata_voters: usize,
+
+    /// How many partition moves (reassignments, rebalance, drain) run at once.
+    #[arg(long, env = "RAFTKA_MAX_CONCURRENT_MOVES", default_value_t = 2)]
+    pub max_concurrent_moves: usize,
+
+    /// How long a metadata voter may stay unreachable before a live node replaces it.
+    #[arg(long, env = "RAFTKA_VOTER_REPAIR_MS", default_value_t = 10_000)]
+    pub voter_repair_ms: u64,
 
     /// Shared secret that every internal (node-to-node) request must carry.
     #[arg(
@@ -143,6 +176,11 @@ impl Config {
             listen,
             data_dir,
             peers: peers.iter().map(|(i, a)| format!("{i}={a}")).collect(),
+            join: Vec::new(),
+            advertise: None,
+            metadata_voters: 3,
+            max_concurrent_moves: 2,
+            voter_repair_ms: 3_000,
             secret: "raftka-test-secret".into(),
             heartbeat_ms: 100,
             election_min_ms: 500,
@@ -158,6 +196,26 @@ impl Config {
             // Off in tests that do not ask for it: they reason about where leaders are.
             leader_rebalance_interval_ms: 0,
         }
+    }
+
+    /// A configuration for a node that joins the cluster through `seed` (tests and
+    /// embedding); its id is assigned unless `id` is given.
+    pub fn for_joining_node(
+        id: Option<NodeId>,
+        listen: SocketAddr,
+        data_dir: PathBuf,
+        seed: &str,
+    ) -> Self {
+        let mut c = Self::for_node(id.unwrap_or(0), listen, data_dir, &BTreeMap::new());
+        c.join = vec![seed.to_string()];
+        c
+    }
+
+    /// The address others reach this node at.
+    pub fn advertised(&self) -> String {
+        self.advertise
+            .clone()
+            .unwrap_or_else(|| self.listen.to_string())
     }
 
     /// The store's options from the storage flags.
@@ -199,8 +257,40 @@ impl Config {
     /// The first problem found.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let peers = self.peer_map()?;
-        if !peers.contains_key(&self.id) {
-            return Err(ConfigError::SelfNotInPeers(self.id));
+        match (peers.is_empty(), self.join.is_empty()) {
+            (false, false) => {
+                return Err(ConfigError::Membership(
+                    "give --peers to form a new cluster or --join to join one, not both".into(),
+                ))
+            }
+            (true, true) => {
+                return Err(ConfigError::Membership(
+                    "give --peers (a new cluster) or --join (a running one)".into(),
+                ))
+            }
+            (false, true) if !peers.contains_key(&self.id) || self.id == 0 => {
+                return Err(ConfigError::SelfNotInPeers(self.id));
+            }
+            (true, false) => {
+                if self.advertise.is_none() && self.listen.ip().is_unspecified() {
+                    return Err(ConfigError::Membership(
+                        "--listen is a wildcard address: give --advertise host:port so the \
+                         cluster can reach this node"
+                            .into(),
+                    ));
+                }
+                if self.join.iter().any(|a| !a.contains(':')) {
+                    return Err(ConfigError::Membership(
+                        "--join takes host:port addresses".into(),
+                    ));
+                }
+            }
+            (false, true) => {}
+        }
+        if self.metadata_voters == 0 {
+            return Err(ConfigError::Membership(
+                "--metadata-voters must be at least 1".into(),
+            ));
         }
         if self.secret.len() < 8 {
             return Err(ConfigError::WeakSecret);

@@ -53,6 +53,7 @@ pub(crate) struct NodeInner {
     pub(crate) last_seen: RwLock<HashMap<NodeId, Instant>>,
     pub(crate) leader_cache: RwLock<HashMap<u64, NodeId>>,
     pub(crate) reconciled: AtomicBool,
+    pub(crate) started_at: Instant,
     pub(crate) shutting_down: AtomicBool,
     pub(crate) round_robin: AtomicU64,
     pub(crate) cancel: CancellationToken,
@@ -70,12 +71,19 @@ impl Node {
     ///
     /// # Errors
     /// On bad configuration, storage failure or an openraft start failure.
-    pub async fn start(config: Config, faults: NetFaults) -> Result<Node, StartError> {
+    pub async fn start(mut config: Config, faults: NetFaults) -> Result<Node, StartError> {
         config.validate()?;
-        let peers = config.peer_map()?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             StartError::Other(format!("data dir {}: {e}", config.data_dir.display()))
         })?;
+        let joining = !config.join.is_empty();
+        let peers = if joining {
+            let mut book = crate::cluster::join::join(&mut config, &faults).await?;
+            book.insert(config.id, config.advertised());
+            book
+        } else {
+            config.peer_map()?
+        };
         let store = Store::open_with(&config.data_dir, config.store_options())?;
         let transport = Transport::new(config.id, peers.clone(), config.secret.clone(), faults)
             .map_err(|e| StartError::Other(e.to_string()))?;
@@ -114,6 +122,7 @@ impl Node {
                 last_seen: RwLock::new(HashMap::new()),
                 leader_cache: RwLock::new(HashMap::new()),
                 reconciled: AtomicBool::new(false),
+                started_at: Instant::now(),
                 shutting_down: AtomicBool::new(false),
                 round_robin: AtomicU64::new(0),
                 cancel: CancellationToken::new(),
@@ -122,8 +131,9 @@ impl Node {
         };
         // The lowest-id node initializes the metadata group at once and so leads it first; the
         // others initialize with the same static membership only if no leader reached them
-        // after a few election timeouts (identical initializations are safe).
-        if !node.inner.meta.is_initialized().await.unwrap_or(true) {
+        // after a few election timeouts (identical initializations are safe). A joining node
+        // never initializes: the metadata leader adds it to the running group.
+        if !joining && !node.inner.meta.is_initialized().await.unwrap_or(true) {
             let members: BTreeMap<NodeId, BasicNode> = peers
                 .iter()
                 .map(|(id, a)| (*id, BasicNode { addr: a.clone() }))
@@ -171,11 +181,15 @@ impl Node {
         self.inner
             .tasks
             .spawn(async move { n.run_coordinator().await });
+        let n = self.clone();
+        self.inner
+            .tasks
+            .spawn(async move { crate::cluster::controller::run(n).await });
     }
 
     async fn probe_peers(self) {
-        let peers: Vec<NodeId> = self.inner.transport.peers().keys().copied().collect();
         loop {
+            let peers: Vec<NodeId> = self.inner.transport.peers().keys().copied().collect();
             for p in &peers {
                 let ok = *p == self.inner.id
                     || self
@@ -247,6 +261,21 @@ impl Node {
             .is_some_and(|t| t.elapsed() < Duration::from_secs(3))
     }
 
+    /// How long `node` has not answered a health probe (since this node started, for a node
+    /// never seen).
+    pub fn down_for(&self, node: NodeId) -> Duration {
+        if node == self.inner.id {
+            return Duration::ZERO;
+        }
+        self.inner
+            .last_seen
+            .read()
+            .ok()
+            .and_then(|s| s.get(&node).copied())
+            .unwrap_or(self.inner.started_at)
+            .elapsed()
+    }
+
     /// A copy of the local metadata (possibly slightly behind the leader).
     pub fn metadata(&self) -> MetaState {
         self.inner
@@ -254,6 +283,26 @@ impl Node {
             .read()
             .map(|s| s.clone())
             .unwrap_or_default()
+    }
+
+    /// The nodes new replicas may go to: the registry's active nodes that answer health
+    /// probes (every configured peer while the registry is still empty, in a cluster that
+    /// just started), as Kafka places only on live brokers.
+    pub fn placement_nodes(&self) -> Vec<NodeId> {
+        let active = self.with_metadata(MetaState::placement_nodes);
+        if active.is_empty() {
+            return self.inner.transport.peers().into_keys().collect();
+        }
+        let alive: Vec<NodeId> = active
+            .iter()
+            .copied()
+            .filter(|n| self.is_alive(*n))
+            .collect();
+        if alive.is_empty() {
+            active
+        } else {
+            alive
+        }
     }
 
     /// Runs `f` on the local metadata under a short read lock (never across an await).

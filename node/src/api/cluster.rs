@@ -5,33 +5,26 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use futures::future::join_all;
+use std::collections::{BTreeMap, BTreeSet};
+
+use openraft::async_runtime::WatchReceiver;
+use raft_store::NodeId;
 use raftka_protocol::{
-    ClusterPartition, ClusterState, Health, LeaderRebalance, NodeInfo, StorageStats,
+    ClusterPartition, ClusterState, Health, LeaderRebalance, MetadataRole, NodeInfo, NodeState,
+    StorageStats,
 };
 
 use crate::cluster::leader_balance::MAX_TAKEOVER_LAG;
+use crate::cluster::membership::NodeLife;
+use crate::cluster::metadata::{MetaState, PartitionMeta};
 use crate::error::{ApiError, ErrorCode};
 use crate::node::Node;
+use crate::partition::PartitionStatus;
 
 /// `GET /v1/cluster`: nodes, the metadata leader, and every partition's leader, replicas and
 /// (from its leader) each follower's replication lag.
 pub async fn cluster(State(node): State<Node>) -> Json<ClusterState> {
     let meta = node.metadata();
-    let nodes: Vec<NodeInfo> = node
-        .inner
-        .transport
-        .peers()
-        .iter()
-        .map(|(id, addr)| NodeInfo {
-            id: *id,
-            address: addr.to_string(),
-            alive: node.is_alive(*id),
-            state: None,
-            replicas: None,
-            leaderships: None,
-            metadata_role: None,
-        })
-        .collect();
     let groups: Vec<_> = meta
         .all_groups()
         .map(|(t, i, p)| (t.name.clone(), i, p.clone()))
@@ -59,6 +52,7 @@ pub async fn cluster(State(node): State<Node>) -> Json<ClusterState> {
             }
         })
         .count();
+    let nodes = node_infos(&node, &meta, &groups, &statuses);
     let partitions: Vec<ClusterPartition> = groups
         .into_iter()
         .zip(statuses)
@@ -83,8 +77,67 @@ pub async fn cluster(State(node): State<Node>) -> Json<ClusterState> {
             appends_synced: stats.appends_synced,
             wal_syncs: stats.wal_syncs,
         }),
-        reassignments: None,
+        reassignments: Some(
+            meta.cluster
+                .moves_in_order()
+                .map(|(_, m)| m.to_protocol())
+                .collect(),
+        ),
     })
+}
+
+/// Every node: the registry's (removed ones included) and any peer it does not hold yet, with
+/// its state (`down` for an active or draining node that does not answer probes), replica and
+/// leadership counts and its role in the metadata group.
+fn node_infos(
+    node: &Node,
+    meta: &MetaState,
+    groups: &[(String, u32, PartitionMeta)],
+    statuses: &[PartitionStatus],
+) -> Vec<NodeInfo> {
+    let mut addrs: BTreeMap<NodeId, String> = node.inner.transport.peers();
+    for (id, n) in &meta.cluster.nodes {
+        addrs.insert(*id, n.addr.clone());
+    }
+    let m = node.meta_raft().metrics().borrow_watched().clone();
+    let membership = m.membership_config.membership();
+    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+    let members: BTreeSet<NodeId> = membership.nodes().map(|(id, _)| *id).collect();
+    addrs
+        .into_iter()
+        .map(|(id, address)| {
+            let alive = node.is_alive(id);
+            let life = meta.cluster.nodes.get(&id).map(|n| n.life);
+            let state = match life {
+                Some(NodeLife::Removed) => NodeState::Removed,
+                Some(NodeLife::Joining) => NodeState::Joining,
+                _ if !alive => NodeState::Down,
+                Some(NodeLife::Draining) => NodeState::Draining,
+                _ => NodeState::Active,
+            };
+            let replicas = groups
+                .iter()
+                .filter(|(_, _, p)| p.replicas.contains(&id))
+                .count();
+            let leaderships = statuses.iter().filter(|s| s.leader == Some(id)).count();
+            let metadata_role = if voters.contains(&id) {
+                MetadataRole::Voter
+            } else if members.contains(&id) {
+                MetadataRole::Learner
+            } else {
+                MetadataRole::None
+            };
+            NodeInfo {
+                id,
+                address,
+                alive,
+                state: Some(state),
+                replicas: Some(u32::try_from(replicas).unwrap_or(u32::MAX)),
+                leaderships: Some(u32::try_from(leaderships).unwrap_or(u32::MAX)),
+                metadata_role: Some(metadata_role),
+            }
+        })
+        .collect()
 }
 
 /// `POST /v1/cluster/rebalance-leaders`: hands every partition not led by its preferred

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod extract;
 pub mod fetch;
 pub mod groups;
+pub mod membership;
 pub mod produce;
 pub mod topics;
 
@@ -85,6 +86,22 @@ pub fn router(node: Node) -> Router {
         .route(
             "/v1/cluster/rebalance-leaders",
             axum::routing::post(cluster::rebalance_leaders),
+        )
+        .route(
+            "/v1/cluster/reassignments",
+            get(membership::reassignments).post(membership::reassign),
+        )
+        .route(
+            "/v1/cluster/rebalance",
+            axum::routing::post(membership::rebalance),
+        )
+        .route(
+            "/v1/cluster/nodes/{id}",
+            axum::routing::delete(membership::remove),
+        )
+        .route(
+            "/v1/cluster/nodes/{id}/decommission",
+            axum::routing::post(membership::decommission),
         )
         .route("/healthz", get(cluster::healthz))
         .route("/readyz", get(cluster::readyz))

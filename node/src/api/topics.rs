@@ -107,7 +107,7 @@ pub async fn create(
             format!("partitions must be 1..={MAX_PARTITIONS}"),
         ));
     }
-    let nodes: Vec<_> = node.inner.transport.peers().keys().copied().collect();
+    let nodes: Vec<_> = node.placement_nodes();
     let rf = req
         .replication_factor
         .unwrap_or_else(|| (nodes.len() as u32).min(3));
@@ -278,7 +278,7 @@ pub async fn alter(
             ),
         ));
     }
-    let nodes: Vec<_> = node.inner.transport.peers().keys().copied().collect();
+    let nodes: Vec<_> = node.placement_nodes();
     let cmd = MetaCommand::AddPartitions {
         name: name.clone(),
         partitions: req.partitions,

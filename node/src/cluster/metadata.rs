@@ -9,6 +9,10 @@ use raft_store::{codec, BlobState, GroupId, NodeId};
 use serde::{Deserialize, Serialize};
 
 use super::groups::{GroupError, GroupState, MemberState, TopicPartition};
+use super::membership::{
+    plan_balance, plan_input, plan_replace, ClusterError, ClusterMeta, MoveMeta, NodeLife,
+    PlanPartition,
+};
 use super::placement::{place_replicas, Load};
 
 /// One partition's placement.
@@ -34,7 +38,7 @@ pub struct TopicMeta {
 }
 
 /// The metadata state machine's state.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct MetaState {
     /// Topics by name.
     pub topics: BTreeMap<String, TopicMeta>,
@@ -42,6 +46,52 @@ pub struct MetaState {
     pub next_group: GroupId,
     /// Consumer groups by name.
     pub groups: BTreeMap<String, GroupState>,
+    /// The node registry and the partition moves in flight. Last, so that state written by
+    /// a build without it (which ends before it) still reads, as an empty registry.
+    pub cluster: ClusterMeta,
+}
+
+/// Reads the fields in order; a missing trailing `cluster` (state stored by a build before the
+/// node registry) reads as empty. The binary encoding has no field names, so this is the one
+/// way an added field stays readable.
+impl<'de> Deserialize<'de> for MetaState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = MetaState;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("the metadata state")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<MetaState, A::Error> {
+                use serde::de::Error;
+                let topics = seq
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(0, &self))?;
+                let next_group = seq
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(1, &self))?;
+                let groups = seq
+                    .next_element()?
+                    .ok_or_else(|| A::Error::invalid_length(2, &self))?;
+                // Absent in state from before the registry: the end of the input.
+                let cluster = seq.next_element().ok().flatten().unwrap_or_default();
+                Ok(MetaState {
+                    topics,
+                    next_group,
+                    groups,
+                    cluster,
+                })
+            }
+        }
+        d.deserialize_struct(
+            "MetaState",
+            &["topics", "next_group", "groups", "cluster"],
+            Fields,
+        )
+    }
 }
 
 /// A change to the metadata.
@@ -137,6 +187,61 @@ pub enum MetaCommand {
         /// The cluster's nodes at proposal time; placement picks among them.
         nodes: Vec<NodeId>,
     },
+    /// Registers the initial cluster's nodes (the metadata group's members), as active.
+    BootstrapNodes {
+        /// Ids and addresses.
+        nodes: Vec<(NodeId, String)>,
+    },
+    /// A node joins (`--join`): registered as joining, with `id` or a fresh one.
+    RegisterNode {
+        /// The id it was started with, if any.
+        id: Option<NodeId>,
+        /// Its advertised address.
+        addr: String,
+        /// Ids in use that the registry may not hold yet (metadata group members).
+        reserved: Vec<NodeId>,
+    },
+    /// A joined node's metadata replica caught up: it may hold replicas now.
+    ActivateNode {
+        /// Node.
+        id: NodeId,
+    },
+    /// Move one partition's replicas.
+    Reassign {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: u32,
+        /// The new replicas, preferred leader first.
+        replicas: Vec<NodeId>,
+    },
+    /// Plan moves that balance replicas and preferred leaders over the active nodes.
+    Rebalance {
+        /// Plan at most this many moves.
+        max_moves: Option<u32>,
+    },
+    /// Drain a node: every replica moves off, then it leaves.
+    Decommission {
+        /// Node.
+        id: NodeId,
+    },
+    /// A node that will never return: removed at once, its replicas rebuilt elsewhere.
+    RemoveDeadNode {
+        /// Node.
+        id: NodeId,
+    },
+    /// A partition's Raft membership reached its move's target.
+    CompleteMove {
+        /// Partition group.
+        group: GroupId,
+        /// The replicas now (the move's target).
+        replicas: Vec<NodeId>,
+    },
+    /// A drained node left the metadata group: it is removed.
+    NodeLeft {
+        /// Node.
+        id: NodeId,
+    },
 }
 
 /// The result of a [`MetaCommand`].
@@ -179,6 +284,22 @@ pub enum MetaResponse {
         /// The topic's partition count.
         current: u32,
     },
+    /// A node was registered.
+    NodeRegistered {
+        /// Its id.
+        id: NodeId,
+    },
+    /// Moves were recorded (none when nothing needed to move).
+    MovesRecorded {
+        /// The moves.
+        moves: Vec<MoveMeta>,
+        /// For a node operation, the node's state afterwards.
+        node: Option<NodeLife>,
+    },
+    /// A cluster-shape command was refused; nothing changed.
+    ClusterRefused(ClusterError),
+    /// A cluster-shape command was applied (or was already in effect).
+    ClusterOk,
 }
 
 impl MetaState {
@@ -309,6 +430,79 @@ impl MetaState {
                     None => MetaResponse::TopicNotFound,
                 }
             }
+            MetaCommand::BootstrapNodes { nodes } => {
+                self.cluster.bootstrap(&nodes);
+                MetaResponse::ClusterOk
+            }
+            MetaCommand::RegisterNode { id, addr, reserved } => {
+                match self.cluster.register(id, addr, &reserved) {
+                    Ok(id) => MetaResponse::NodeRegistered { id },
+                    Err(e) => MetaResponse::ClusterRefused(e),
+                }
+            }
+            MetaCommand::ActivateNode { id } => match self.cluster.nodes.get_mut(&id) {
+                Some(n) if n.life == NodeLife::Joining => {
+                    n.life = NodeLife::Active;
+                    MetaResponse::ClusterOk
+                }
+                Some(_) => MetaResponse::ClusterOk,
+                None => MetaResponse::ClusterRefused(ClusterError::NodeNotFound(id)),
+            },
+            MetaCommand::Reassign { .. }
+            | MetaCommand::Rebalance { .. }
+            | MetaCommand::Decommission { .. }
+            | MetaCommand::RemoveDeadNode { .. }
+                if self.cluster.nodes.is_empty() =>
+            {
+                MetaResponse::ClusterRefused(ClusterError::RegistryEmpty)
+            }
+            MetaCommand::Reassign {
+                topic,
+                partition,
+                replicas,
+            } => self.reassign(&topic, partition, replicas),
+            MetaCommand::Rebalance { max_moves } => {
+                let active = self.cluster.active_nodes();
+                let mut parts = plan_input(&self.topics, &self.cluster);
+                let changed = plan_balance(&mut parts, &active);
+                let limit = max_moves.map_or(usize::MAX, |m| m as usize);
+                let moves = self.record_planned(&parts, changed.into_iter().take(limit));
+                MetaResponse::MovesRecorded { moves, node: None }
+            }
+            MetaCommand::Decommission { id } => self.drain(id, NodeLife::Draining),
+            MetaCommand::RemoveDeadNode { id } => self.drain(id, NodeLife::Removed),
+            MetaCommand::CompleteMove { group, replicas } => {
+                if !self.cluster.complete_move(group, &replicas) {
+                    return MetaResponse::ClusterOk;
+                }
+                if let Some(p) = self
+                    .topics
+                    .values_mut()
+                    .flat_map(|t| t.partitions.iter_mut())
+                    .find(|p| p.group == group)
+                {
+                    p.replicas = replicas;
+                }
+                // A replica that landed on a node drained meanwhile moves on at once.
+                let moves = self.moves_off_inactive();
+                MetaResponse::MovesRecorded { moves, node: None }
+            }
+            MetaCommand::NodeLeft { id } => {
+                if self.cluster.hosts_anything(id, &self.topics) {
+                    return MetaResponse::ClusterRefused(ClusterError::InvalidNodeState {
+                        node: id,
+                        state: "draining".into(),
+                        why: "it still holds replicas".into(),
+                    });
+                }
+                match self.cluster.nodes.get_mut(&id) {
+                    Some(n) => {
+                        n.life = NodeLife::Removed;
+                        MetaResponse::ClusterOk
+                    }
+                    None => MetaResponse::ClusterRefused(ClusterError::NodeNotFound(id)),
+                }
+            }
             MetaCommand::JoinGroup {
                 group,
                 member_id,
@@ -397,6 +591,140 @@ impl MetaState {
                 }
             },
         }
+    }
+
+    fn reassign(&mut self, topic: &str, partition: u32, replicas: Vec<NodeId>) -> MetaResponse {
+        let Some(t) = self.topics.get(topic) else {
+            return MetaResponse::ClusterRefused(ClusterError::TopicNotFound(topic.into()));
+        };
+        let Some(p) = t.partitions.get(partition as usize) else {
+            return MetaResponse::ClusterRefused(ClusterError::PartitionNotFound {
+                topic: topic.into(),
+                partition,
+            });
+        };
+        if self.cluster.moves.contains_key(&p.group) {
+            return MetaResponse::ClusterRefused(ClusterError::MoveInProgress {
+                topic: topic.into(),
+                partition,
+            });
+        }
+        if let Err(e) = self.cluster.check_target(&p.replicas, &replicas) {
+            return MetaResponse::ClusterRefused(e);
+        }
+        let (group, current) = (p.group, p.replicas.clone());
+        let moves = self
+            .cluster
+            .record_move(group, topic, partition, &current, replicas)
+            .into_iter()
+            .collect();
+        MetaResponse::MovesRecorded { moves, node: None }
+    }
+
+    /// Records moves for the planned partitions at `changed` (retargeting moves in flight).
+    fn record_planned(
+        &mut self,
+        parts: &[PlanPartition],
+        changed: impl Iterator<Item = usize>,
+    ) -> Vec<MoveMeta> {
+        let mut out = Vec::new();
+        for i in changed {
+            let p = &parts[i];
+            let current = self
+                .topics
+                .get(&p.topic)
+                .and_then(|t| t.partitions.get(p.partition as usize))
+                .map(|m| m.replicas.clone())
+                .unwrap_or_default();
+            match self.cluster.moves.get_mut(&p.group) {
+                Some(m) => {
+                    // Retargeting a move in flight: nodes of the old target may already be
+                    // voters, so they count as `from` until the move completes (their data
+                    // stays until the group's configuration excludes them).
+                    for n in std::mem::replace(&mut m.to, p.replicas.clone()) {
+                        if !m.from.contains(&n) {
+                            m.from.push(n);
+                        }
+                    }
+                    out.push(m.clone());
+                }
+                None => out.extend(self.cluster.record_move(
+                    p.group,
+                    &p.topic,
+                    p.partition,
+                    &current,
+                    p.replicas.clone(),
+                )),
+            }
+        }
+        out
+    }
+
+    /// Drains `id` (to `Draining`, or at once to `Removed` for a dead node): every replica on
+    /// it, moves in flight included, is planned onto the other active nodes. All or nothing.
+    fn drain(&mut self, id: NodeId, to: NodeLife) -> MetaResponse {
+        let Some(n) = self.cluster.nodes.get(&id) else {
+            return MetaResponse::ClusterRefused(ClusterError::NodeNotFound(id));
+        };
+        if n.life == NodeLife::Removed {
+            return MetaResponse::ClusterRefused(ClusterError::InvalidNodeState {
+                node: id,
+                state: "removed".into(),
+                why: "the node already left the cluster".into(),
+            });
+        }
+        let active: Vec<NodeId> = self
+            .cluster
+            .active_nodes()
+            .into_iter()
+            .filter(|n| *n != id)
+            .collect();
+        let mut parts = plan_input(&self.topics, &self.cluster);
+        let changed = match plan_replace(&mut parts, id, &active, to == NodeLife::Removed) {
+            Ok(c) => c,
+            Err(e) => return MetaResponse::ClusterRefused(e),
+        };
+        if let Some(n) = self.cluster.nodes.get_mut(&id) {
+            n.life = to;
+        }
+        let moves = self.record_planned(&parts, changed.into_iter());
+        MetaResponse::MovesRecorded {
+            moves,
+            node: Some(to),
+        }
+    }
+
+    /// Moves for partitions (not already moving) with a replica on a draining or removed node.
+    fn moves_off_inactive(&mut self) -> Vec<MoveMeta> {
+        let active = self.cluster.active_nodes();
+        let inactive: Vec<NodeId> = self
+            .all_groups()
+            .flat_map(|(_, _, p)| p.replicas.clone())
+            .filter(|r| !active.contains(r))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut out = Vec::new();
+        for node in inactive {
+            let mut parts: Vec<PlanPartition> = plan_input(&self.topics, &self.cluster)
+                .into_iter()
+                .filter(|p| !p.moving)
+                .collect();
+            let dead = self
+                .cluster
+                .nodes
+                .get(&node)
+                .is_none_or(|n| n.life == NodeLife::Removed);
+            if let Ok(changed) = plan_replace(&mut parts, node, &active, dead) {
+                out.extend(self.record_planned(&parts, changed.into_iter()));
+            }
+        }
+        out
+    }
+
+    /// The nodes new replicas may be placed on: the registry's active nodes.
+    pub fn placement_nodes(&self) -> Vec<NodeId> {
+        self.cluster.active_nodes()
     }
 
     /// Partition counts of every topic.

@@ -1,9 +1,17 @@
-//! Keeps the partition groups open on this node in line with the applied metadata.
+//! Keeps the partition groups open on this node in line with the applied metadata, and the
+//! transport's address book in line with the node registry.
 //!
-//! A group is opened when the metadata places a replica here, and dropped (its data deleted)
-//! only when the metadata proves the group was deleted: group ids are never reused, so a group
-//! below `next_group` that no topic holds is gone for good. A group this node has state for but
-//! does not yet know about (its metadata lags) is left alone.
+//! A group is opened when the metadata places a replica here (or a move in flight names this
+//! node), and dropped (its data deleted) only when the metadata proves this node no longer
+//! holds it: the group was deleted (group ids are never reused, so a group below `next_group`
+//! that no topic holds is gone for good), or a completed move took its replica away (the move
+//! completes only once the group's committed Raft configuration excludes this node). A group
+//! this node has state for but does not yet know about (its metadata lags) is left alone.
+//!
+//! Only the replicas named when a group was created may initialize it, all with the same
+//! member set. A replica added by a move never does (two different initial configurations
+//! would be a split brain): it waits for the leader, and refuses to vote until it holds a log
+//! ([`PartitionHandle::joined`]), so an empty replica can never elect a stale candidate.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -53,20 +61,41 @@ pub async fn run(node: Node) {
 async fn reconcile_once(node: &Node) -> Result<(), String> {
     let me = node.id();
     let meta = node.metadata();
+    let addresses: BTreeMap<NodeId, String> = meta
+        .cluster
+        .member_nodes()
+        .map(|(id, n)| (id, n.addr.clone()))
+        .collect();
+    let removed: Vec<NodeId> = meta
+        .cluster
+        .nodes
+        .iter()
+        .filter(|(_, n)| n.life == super::membership::NodeLife::Removed)
+        .map(|(id, _)| *id)
+        .collect();
+    node.inner.transport.update_addresses(&addresses, &removed);
     let mut wanted: BTreeMap<GroupId, Vec<NodeId>> = BTreeMap::new();
     let mut live: BTreeSet<GroupId> = BTreeSet::new();
     for (topic, partition, p) in meta.all_groups() {
         live.insert(p.group);
-        if p.replicas.contains(&me) {
+        let moving = meta.cluster.moves.get(&p.group);
+        let named = p.replicas.contains(&me)
+            || moving.is_some_and(|m| m.from.contains(&me) || m.to.contains(&me));
+        if named {
             wanted.insert(p.group, p.replicas.clone());
             if node.partitions().get(p.group).is_none() {
+                // Only a creation-time replica of a never-reconfigured group may initialize.
+                let founder =
+                    p.replicas.contains(&me) && !meta.cluster.reconfigured.contains(&p.group);
                 let span = tracing::info_span!("partition", topic = %topic.name, partition, group = p.group);
-                open_group(node, p.group, &p.replicas)
+                open_group(node, p.group, &p.replicas, founder)
                     .instrument(span)
                     .await?;
             }
         }
     }
+    // A live group this node no longer holds: a completed move took it away.
+    let moved_away = |g: &GroupId| live.contains(g) && !wanted.contains_key(g);
     // Close groups that were deleted (or moved away) while open.
     for g in node.partitions().ids() {
         if !wanted.contains_key(&g) {
@@ -74,7 +103,8 @@ async fn reconcile_once(node: &Node) -> Result<(), String> {
                 tracing::info!(group = g, "closing partition group");
                 let _ = h.raft.shutdown().await;
             }
-            if g < meta.next_group && !live.contains(&g) {
+            if g < meta.next_group && (!live.contains(&g) || moved_away(&g)) {
+                tracing::info!(group = g, "dropping the data of a replica moved away");
                 node.store().drop_group(g).map_err(|e| e.to_string())?;
             }
         }
@@ -85,15 +115,26 @@ async fn reconcile_once(node: &Node) -> Result<(), String> {
         .groups_with_state()
         .map_err(|e| e.to_string())?;
     for g in on_disk {
-        if g != raft_store::METADATA_GROUP && g < meta.next_group && !live.contains(&g) {
-            tracing::info!(group = g, "dropping data of a deleted partition group");
+        if g != raft_store::METADATA_GROUP
+            && g < meta.next_group
+            && (!live.contains(&g) || moved_away(&g))
+        {
+            tracing::info!(
+                group = g,
+                "dropping data of a deleted or moved-away partition group"
+            );
             node.store().drop_group(g).map_err(|e| e.to_string())?;
         }
     }
     Ok(())
 }
 
-async fn open_group(node: &Node, group: GroupId, replicas: &[NodeId]) -> Result<(), String> {
+async fn open_group(
+    node: &Node,
+    group: GroupId,
+    replicas: &[NodeId],
+    founder: bool,
+) -> Result<(), String> {
     let store = node.store().clone();
     let (sm, progress) =
         PartitionStateMachine::open(store.clone(), group).map_err(|e| e.to_string())?;
@@ -106,16 +147,11 @@ async fn open_group(node: &Node, group: GroupId, replicas: &[NodeId]) -> Result<
     )
     .await
     .map_err(|e| e.to_string())?;
-    if !raft.is_initialized().await.unwrap_or(true) {
+    if founder && !raft.is_initialized().await.unwrap_or(true) {
         let members: BTreeMap<NodeId, BasicNode> = replicas
             .iter()
             .map(|id| {
-                let addr = node
-                    .inner
-                    .transport
-                    .addr_of(*id)
-                    .unwrap_or_default()
-                    .to_string();
+                let addr = node.inner.transport.addr_of(*id).unwrap_or_default();
                 (*id, BasicNode { addr })
             })
             .collect();
@@ -144,6 +180,7 @@ async fn open_group(node: &Node, group: GroupId, replicas: &[NodeId]) -> Result<
         raft,
         progress,
         reader: PartitionReader::new(store, group),
+        joined: !founder,
     });
     Ok(())
 }

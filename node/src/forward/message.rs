@@ -12,6 +12,7 @@ use crate::cluster::coordinator::HeartbeatReply;
 use crate::cluster::metadata::{MetaCommand, MetaResponse};
 use crate::error::ApiError;
 use crate::partition::{Appended, FetchRequest, FetchResponse, PartitionStatus, TimestampOffset};
+use crate::raft::membership::MoveProgress;
 
 /// The path of the internal RPC endpoint.
 pub const INTERNAL_RPC_PATH: &str = "/internal/rpc";
@@ -72,6 +73,22 @@ pub enum InternalRequest {
         group: String,
         /// Member.
         member_id: String,
+    },
+    /// A node started with `--join` registers (any node takes it to the metadata leader).
+    Join {
+        /// The id it was started with (or keeps from its data directory).
+        id: Option<NodeId>,
+        /// Its advertised address.
+        addr: String,
+    },
+    /// One step of moving a partition group's Raft membership to `target`, on its leader.
+    MoveStep {
+        /// Partition group.
+        group: GroupId,
+        /// The target voters, preferred leader first.
+        target: Vec<NodeId>,
+        /// Addresses of the target nodes.
+        addrs: std::collections::BTreeMap<NodeId, String>,
     },
 }
 
@@ -142,4 +159,17 @@ responses! {
     TimestampOffset(TimestampOffset),
     /// What a leadership move did.
     Moved(LeaderMoveOutcome),
+    /// A registered node: its id and every member's address.
+    Joined(JoinReply),
+    /// Where a membership change stands.
+    MoveProgress(MoveProgress),
+}
+
+/// The answer to [`InternalRequest::Join`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinReply {
+    /// The node's id.
+    pub id: NodeId,
+    /// The address of every node of the cluster.
+    pub nodes: std::collections::BTreeMap<NodeId, String>,
 }

@@ -76,6 +76,40 @@ pub async fn serve_local(node: &Node, req: InternalRequest) -> Result<InternalRe
         InternalRequest::GroupHeartbeat { group, member_id } => node
             .local_heartbeat(&group, &member_id)
             .map(InternalResponse::Heartbeat),
+        InternalRequest::Join { id, addr } => {
+            if node.meta_leader() == Some(me) {
+                node.local_join(id, addr)
+                    .await
+                    .map(InternalResponse::Joined)
+            } else {
+                // A seed that does not lead the metadata takes the joiner to the leader.
+                let deadline = tokio::time::Instant::now() + node.config().request_timeout();
+                let req = InternalRequest::Join { id, addr };
+                Box::pin(node.call_leader::<super::message::JoinReply>(
+                    super::Leader::Metadata,
+                    req,
+                    deadline,
+                ))
+                .await
+                .map(InternalResponse::Joined)
+            }
+        }
+        InternalRequest::MoveStep {
+            group,
+            target,
+            addrs,
+        } => {
+            let h = open_partition(node, group)?;
+            crate::raft::membership::step(
+                &h.raft,
+                &target,
+                &addrs,
+                crate::cluster::leader_balance::MAX_TAKEOVER_LAG,
+                false,
+            )
+            .await
+            .map(InternalResponse::MoveProgress)
+        }
     }
 }
 

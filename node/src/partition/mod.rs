@@ -34,6 +34,9 @@ pub struct PartitionHandle {
     pub progress: watch::Receiver<LogProgress>,
     /// Reads records.
     pub reader: PartitionReader,
+    /// This replica was added to a running group (by a move) rather than named at its
+    /// creation: it never initializes the group, and refuses votes while its log is empty.
+    pub joined: bool,
 }
 
 /// A batch's place in the log.
@@ -177,6 +180,13 @@ fn replicas_lag(m: &openraft::RaftMetrics<raft_store::TypeConfig>) -> Option<Vec
 }
 
 impl PartitionHandle {
+    /// Whether this replica holds no log at all (never received an entry or a snapshot).
+    pub fn is_empty(&self) -> bool {
+        use openraft::async_runtime::WatchReceiver;
+        let m = self.raft.metrics().borrow_watched().clone();
+        m.last_log_index.is_none() && m.snapshot.is_none()
+    }
+
     /// The leader this replica believes in. Reads the metrics without holding the borrow.
     pub fn current_leader(&self) -> Option<NodeId> {
         self.raft.metrics().borrow_watched().current_leader

@@ -162,6 +162,12 @@ async fn raft_rpc(
         return dispatch(node.meta_raft(), &rpc, &body).await;
     }
     match node.partitions().get(group) {
+        Some(h) if h.joined && (rpc == "vote" || rpc == "pre_vote") && h.is_empty() => {
+            // A replica added by a move votes only once the leader has given it a log: an
+            // empty replica could otherwise elect a stale candidate that lacks committed
+            // entries (a removed-and-re-added id, or a member behind a membership change).
+            unavailable("this replica is joining the group and has no log yet: no vote")
+        }
         Some(h) => dispatch(&h.raft, &rpc, &body).await,
         None => (
             StatusCode::NOT_FOUND,

@@ -99,7 +99,8 @@ impl NetFaults {
 
 struct Inner {
     self_id: NodeId,
-    peers: BTreeMap<NodeId, String>,
+    /// The address book: `--peers`, then the metadata's node registry as it is applied.
+    peers: RwLock<BTreeMap<NodeId, String>>,
     http: reqwest::Client,
     secret: String,
     faults: NetFaults,
@@ -131,7 +132,7 @@ impl Transport {
         Ok(Self {
             inner: Arc::new(Inner {
                 self_id,
-                peers,
+                peers: RwLock::new(peers),
                 http,
                 secret,
                 faults,
@@ -145,13 +146,36 @@ impl Transport {
     }
 
     /// The address of `node`.
-    pub fn addr_of(&self, node: NodeId) -> Option<&str> {
-        self.inner.peers.get(&node).map(String::as_str)
+    pub fn addr_of(&self, node: NodeId) -> Option<String> {
+        self.inner.peers.read().ok()?.get(&node).cloned()
     }
 
-    /// Every node of the cluster.
-    pub fn peers(&self) -> &BTreeMap<NodeId, String> {
-        &self.inner.peers
+    /// Every node this node knows an address for.
+    pub fn peers(&self) -> BTreeMap<NodeId, String> {
+        self.inner
+            .peers
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_default()
+    }
+
+    /// Sets the addresses of the cluster's nodes (the metadata's registry): new nodes are
+    /// added, moved ones updated, and those in `removed` forgotten.
+    pub fn update_addresses(&self, nodes: &BTreeMap<NodeId, String>, removed: &[NodeId]) {
+        let Ok(mut peers) = self.inner.peers.write() else {
+            return;
+        };
+        for (id, addr) in nodes {
+            if peers.get(id) != Some(addr) {
+                tracing::info!(node = id, %addr, "peer address");
+                peers.insert(*id, addr.clone());
+            }
+        }
+        for id in removed {
+            if *id != self.inner.self_id && peers.remove(id).is_some() {
+                tracing::info!(node = id, "peer removed");
+            }
+        }
     }
 
     /// The cluster secret.
@@ -186,6 +210,33 @@ impl Transport {
             peer,
             reason: "unknown peer".into(),
         })?;
+        let result = self.post_addr(peer, &addr, path, body, timeout).await;
+        if !matches!(result, Err(SendError::NotSent { .. }))
+            && self.inner.faults.is_blocked(peer, me)
+        {
+            // The request went through but the reply is lost on the way back.
+            return Err(SendError::MaybeSent {
+                peer,
+                reason: "reply dropped by fault injection".into(),
+                timed_out: false,
+            });
+        }
+        result
+    }
+
+    /// POSTs `body` to `path` at `addr` (a node known by address only, such as a `--join`
+    /// seed; errors name `peer`).
+    ///
+    /// # Errors
+    /// See [`SendError`].
+    pub async fn post_addr(
+        &self,
+        peer: NodeId,
+        addr: &str,
+        path: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<bytes::Bytes, SendError> {
         let url = format!("http://{addr}{path}");
         let resp = self
             .inner
@@ -205,14 +256,6 @@ impl Transport {
             reason: e.to_string(),
             timed_out: e.is_timeout(),
         })?;
-        if self.inner.faults.is_blocked(peer, me) {
-            // The request went through but the reply is lost on the way back.
-            return Err(SendError::MaybeSent {
-                peer,
-                reason: "reply dropped by fault injection".into(),
-                timed_out: false,
-            });
-        }
         if !status.is_success() {
             let body = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned();
             return Err(SendError::Status {
@@ -232,6 +275,7 @@ impl Transport {
         let Some(addr) = self.addr_of(peer) else {
             return false;
         };
+        let addr = addr.as_str();
         match self
             .inner
             .http

@@ -20,6 +20,8 @@ pub struct TestCluster {
     pub dir: TempDir,
     /// Applied to every node's config, at start and restart.
     pub tweak: fn(&mut Config),
+    /// Nodes started with `--join` (their seed), not in the initial peers.
+    pub joined: BTreeMap<u64, String>,
 }
 
 pub fn init_tracing() {
@@ -58,6 +60,7 @@ impl TestCluster {
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
             dir,
             tweak,
+            joined: BTreeMap::new(),
         };
         for (id, l) in listeners {
             let node = raftka_node::start(c.config(id), l, c.faults.clone())
@@ -70,16 +73,39 @@ impl TestCluster {
     }
 
     pub fn config(&self, id: u64) -> Config {
-        let mut cfg = Config::for_node(
-            id,
-            self.addrs[&id],
-            self.dir.path().join(format!("node-{id}")),
-            &self.peers,
-        );
+        let dir = self.dir.path().join(format!("node-{id}"));
+        let mut cfg = match self.joined.get(&id) {
+            Some(seed) => Config::for_joining_node(Some(id), self.addrs[&id], dir, seed),
+            None => Config::for_node(id, self.addrs[&id], dir, &self.peers),
+        };
         cfg.max_request_bytes = 1024 * 1024;
         cfg.max_record_bytes = 256 * 1024;
         (self.tweak)(&mut cfg);
         cfg
+    }
+
+    /// Starts node `id` (not one of the initial peers) with `--join` through node `seed`.
+    pub async fn join(&mut self, id: u64, seed: u64) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.addrs.insert(id, l.local_addr().unwrap());
+        self.joined.insert(id, self.addrs[&seed].to_string());
+        let node = raftka_node::start(self.config(id), l, self.faults.clone())
+            .await
+            .unwrap();
+        self.nodes.insert(id, Some(node));
+    }
+
+    pub async fn delete(&self, id: u64, path: &str) -> (u16, Value) {
+        let r = self.http.delete(self.url(id, path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POST without a body.
+    pub async fn post_empty(&self, id: u64, path: &str) -> (u16, Value) {
+        let r = self.http.post(self.url(id, path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
     }
 
     pub fn ids(&self) -> Vec<u64> {

@@ -1,0 +1,163 @@
+//! Growing, shrinking and healing the cluster: partition reassignment, rebalancing,
+//! decommissioning and dead-node removal.
+//!
+//! Each handler only records its plan in the metadata group (one Raft write, so it is either
+//! recorded whole or not at all); the controller on the metadata leader carries the moves out
+//! in the background ([`crate::cluster::controller`]). `GET /v1/cluster/reassignments` shows
+//! what is still in flight.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use raft_store::NodeId;
+use raftka_protocol::{MovePlan, ReassignRequest, Reassignment, Reassignments, RebalanceRequest};
+
+use super::extract::{ApiJson, ApiJsonOrDefault, ApiPath, ApiQuery};
+use crate::cluster::controller::cluster_error;
+use crate::cluster::metadata::{MetaCommand, MetaResponse};
+use crate::error::{ApiError, ErrorCode};
+use crate::node::Node;
+
+/// The most replicas one partition may be given.
+const MAX_REPLICAS: usize = 7;
+
+/// `POST /v1/cluster/reassignments`: moves one partition to the given replicas (the first is
+/// the preferred leader). `202` with the recorded move; `200` with `from == to` when the
+/// partition already has exactly those replicas.
+pub async fn reassign(
+    State(node): State<Node>,
+    ApiJson(req): ApiJson<ReassignRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    if req.replicas.len() > MAX_REPLICAS {
+        return Err(ApiError::new(
+            ErrorCode::InvalidReplicas,
+            format!("at most {MAX_REPLICAS} replicas per partition"),
+        ));
+    }
+    let cmd = MetaCommand::Reassign {
+        topic: req.topic.clone(),
+        partition: req.partition,
+        replicas: req.replicas.clone(),
+    };
+    match node.meta_write(cmd).await? {
+        MetaResponse::MovesRecorded { moves, .. } => match moves.into_iter().next() {
+            Some(m) => Ok((StatusCode::ACCEPTED, Json(m.to_protocol()))),
+            None => Ok((
+                StatusCode::OK,
+                Json(Reassignment {
+                    topic: req.topic,
+                    partition: req.partition,
+                    from: req.replicas.clone(),
+                    to: req.replicas,
+                }),
+            )),
+        },
+        other => Err(refusal(other)),
+    }
+}
+
+/// `GET /v1/cluster/reassignments`: the moves in flight, oldest first (read after catching up
+/// with the metadata leader, so a move reported done is done).
+pub async fn reassignments(State(node): State<Node>) -> Result<Json<Reassignments>, ApiError> {
+    node.catch_up_metadata().await?;
+    let reassignments = node.with_metadata(|m| {
+        m.cluster
+            .moves_in_order()
+            .map(|(_, mv)| mv.to_protocol())
+            .collect()
+    });
+    Ok(Json(Reassignments {
+        reassignments,
+        max_concurrent: u32::try_from(node.config().max_concurrent_moves).unwrap_or(u32::MAX),
+    }))
+}
+
+/// `POST /v1/cluster/rebalance`: records the moves that balance replicas and preferred leaders
+/// over the active nodes (at most `max_moves`). An empty plan: balanced already.
+pub async fn rebalance(
+    State(node): State<Node>,
+    ApiJsonOrDefault(body): ApiJsonOrDefault<RebalanceRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let max_moves = body.max_moves;
+    if max_moves == Some(0) {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "max_moves must be at least 1",
+        ));
+    }
+    plan(&node, MetaCommand::Rebalance { max_moves }).await
+}
+
+/// `POST /v1/cluster/nodes/{id}/decommission`: drains a live node. It turns `draining`, its
+/// replicas move to the active nodes, then it leaves the metadata group and turns `removed`.
+pub async fn decommission(
+    State(node): State<Node>,
+    ApiPath(id): ApiPath<NodeId>,
+) -> Result<impl IntoResponse, ApiError> {
+    plan(&node, MetaCommand::Decommission { id }).await
+}
+
+/// `DELETE /v1/cluster/nodes/{id}?dead=true`: a node that will never return is removed at
+/// once and its replicas are rebuilt on the active nodes from the surviving replicas. Refused
+/// (`409 invalid_node_state`) while the node answers health probes: a live node is drained with
+/// `decommission` instead.
+pub async fn remove(
+    State(node): State<Node>,
+    ApiPath(id): ApiPath<NodeId>,
+    query: ApiQuery,
+) -> Result<impl IntoResponse, ApiError> {
+    let dead = match query.0.get("dead").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "'dead' must be true or false, got '{other}'"
+            )))
+        }
+    };
+    if !dead {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "removing a node needs ?dead=true (it will never return; its replicas are rebuilt \
+             elsewhere); drain a live node with POST /v1/cluster/nodes/{id}/decommission",
+        ));
+    }
+    if id == node.id() || node.is_alive(id) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidNodeState,
+            format!(
+                "node {id} still answers health probes: stop it first, or decommission it \
+                 instead"
+            ),
+        ));
+    }
+    plan(&node, MetaCommand::RemoveDeadNode { id }).await
+}
+
+async fn plan(node: &Node, cmd: MetaCommand) -> Result<(StatusCode, Json<MovePlan>), ApiError> {
+    match node.meta_write(cmd).await? {
+        MetaResponse::MovesRecorded { moves, node: life } => {
+            let status = if moves.is_empty() {
+                StatusCode::OK
+            } else {
+                StatusCode::ACCEPTED
+            };
+            Ok((
+                status,
+                Json(MovePlan {
+                    moves: moves.iter().map(|m| m.to_protocol()).collect(),
+                    node_state: life.map(|l| l.to_protocol()),
+                }),
+            ))
+        }
+        other => Err(refusal(other)),
+    }
+}
+
+fn refusal(resp: MetaResponse) -> ApiError {
+    match resp {
+        MetaResponse::ClusterRefused(e) => cluster_error(e),
+        other => ApiError::internal(format!("unexpected metadata reply: {other:?}")),
+    }
+}
