@@ -13,7 +13,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! For many records, use the batching [`Producer`] (see the [`producer`] module).
+//! For many records, use the batching [`Producer`] (see the [`producer`] module). To grow,
+//! shrink or heal a live cluster (reassign partitions, rebalance, decommission or replace a
+//! node), see the [`membership`] module.
 //!
 //! Errors say whether a write definitely did not happen ([`Outcome::NotApplied`]) or may have
 //! happened ([`Outcome::Unknown`]). [`Client`] never retries the latter on its own; the
@@ -28,6 +30,7 @@ pub mod client;
 pub mod consumer;
 pub mod error;
 mod leaders;
+pub mod membership;
 pub mod partitioner;
 pub mod producer;
 pub mod types;

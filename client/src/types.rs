@@ -7,10 +7,11 @@ pub use raftka_protocol::{
     CommitRequest, CommittedOffset, CreateTopicRequest, FetchResponse, FetchedRecord, GroupDeleted,
     GroupDescription, GroupList, GroupMember, GroupOffsets, GroupPartition, GroupStateName,
     GroupSummary, Health, HeartbeatReply, JoinReply, JoinRequest, LeaderMove, LeaderMoveOutcome,
-    LeaderRebalance, LeaveReply, NodeId, NodeInfo, PartitionDescription, PartitionOffsets,
-    ProduceReply, ProduceRequest, ProducedRecord, RecordOffset, ReleaseRequest, ReplicaLag,
-    ResetReply, ResetRequest, StorageStats, TimestampLookup, TopicConfigs, TopicDeleted,
-    TopicDescription, TopicList, TopicPartitionRef, TopicSummary,
+    LeaderRebalance, LeaveReply, MetadataRole, MovePlan, NodeId, NodeInfo, NodeState,
+    PartitionDescription, PartitionOffsets, ProduceReply, ProduceRequest, ProducedRecord,
+    ReassignRequest, Reassignment, Reassignments, RebalanceRequest, RecordOffset, ReleaseRequest,
+    ReplicaLag, ResetReply, ResetRequest, StorageStats, TimestampLookup, TopicConfigs,
+    TopicDeleted, TopicDescription, TopicList, TopicPartitionRef, TopicSummary,
 };
 
 /// A record to produce: its constructors ([`json`](NewRecord::json),

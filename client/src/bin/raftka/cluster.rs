@@ -1,21 +1,28 @@
-//! `raftka cluster status` and `raftka cluster rebalance-leaders`.
+//! `raftka cluster status|rebalance-leaders|rebalance|decommission|remove-node`. The commands
+//! that move replicas live in [`crate::moves`].
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Subcommand;
-use raftka_client::{Client, ClusterPartition, LeaderMoveOutcome, ReplicaLag};
-use serde_json::json;
+use raftka_client::{Client, LeaderMoveOutcome};
 
-use crate::output::{colored, ids, Color, Out, Table};
+use crate::moves::{self, WaitArgs};
+use crate::output::{colored, Color, Out, Table};
+use crate::status;
+use crate::usage;
 
 #[derive(Subcommand)]
 pub enum ClusterCommand {
-    /// Nodes (alive or not), how many partitions each leads and holds, the partitions that
-    /// have no leader right now, and the replicas lagging behind their leader. Exit code 0 even
-    /// when something is unhealthy; scripts read --output json.
+    /// Nodes (state, alive or not, metadata role), how many partitions each leads and holds,
+    /// the partitions that have no leader right now, the replicas lagging behind their leader,
+    /// and the partition moves in flight. Exit code 0 even when something is unhealthy; scripts
+    /// read --output json.
     #[command(after_help = "\
+Node states: joining (catching up after --join), active, draining (being decommissioned),
+down (registered but not answering), removed. METADATA is the node's part in the metadata
+group: voter, learner or none.
+
 Lag is counted in Raft log entries (one per produce request and partition, whatever its record
 count), as the partition leader sees it; a replica is listed as lagging when its lag is above
 --lag-threshold. Under load, followers are often a few entries behind for a moment.
@@ -40,24 +47,78 @@ Examples:
   raftka cluster rebalance-leaders
   raftka cluster rebalance-leaders --output json")]
     RebalanceLeaders,
-}
+    /// Move replicas so that every active node holds about as many as the others and leads
+    /// about as many partitions (preferred leaders), e.g. after adding nodes. Waits until the
+    /// moves are done unless --no-wait.
+    #[command(after_help = "\
+Each move adds the new replicas as learners, lets them catch up, switches the voters, then
+removes the old replicas and their data; the partition keeps serving throughout. At most
+--max-concurrent-moves (a node flag, default 2) moves run at once. Progress (moves: N/M done)
+goes to stderr. Ctrl-C or --timeout stops the waiting, not the moves.
 
-/// A replica behind its partition leader.
-struct Lagging<'a> {
-    partition: &'a ClusterPartition,
-    lag: &'a ReplicaLag,
-}
-
-#[derive(Default)]
-struct NodeLoad {
-    leaders: usize,
-    replicas: usize,
+Examples:
+  raftka cluster rebalance
+  raftka cluster rebalance --max-moves 4 --no-wait
+  raftka cluster rebalance --output json")]
+    Rebalance {
+        /// Record at most N moves (default: every move needed).
+        #[arg(long, value_name = "N")]
+        max_moves: Option<u32>,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Retire a live node: it stops getting new replicas, every replica it holds moves to
+    /// the other nodes, then it leaves the metadata group and becomes `removed`. Waits until
+    /// then unless --no-wait. Stop the node's process afterwards.
+    #[command(after_help = "\
+Examples:
+  raftka cluster decommission 2
+  raftka cluster decommission 2 --timeout 3600")]
+    Decommission {
+        /// The node's id.
+        node: u64,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Remove a node that will never come back (its machine or disk is gone): it becomes
+    /// `removed` at once and its replicas are rebuilt on other nodes from the survivors.
+    /// Refused for a node that still answers (use decommission). Needs --dead.
+    #[command(after_help = "\
+Examples:
+  raftka cluster remove-node 3 --dead")]
+    RemoveNode {
+        /// The node's id.
+        node: u64,
+        /// Confirm that the node is gone for good; required.
+        #[arg(long)]
+        dead: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
 }
 
 pub async fn run(client: &Client, cmd: ClusterCommand, out: &Out) -> anyhow::Result<ExitCode> {
     match cmd {
-        ClusterCommand::Status { lag_threshold } => status(client, lag_threshold, out).await,
+        ClusterCommand::Status { lag_threshold } => {
+            status::status(client, lag_threshold, out).await
+        }
         ClusterCommand::RebalanceLeaders => rebalance_leaders(client, out).await,
+        ClusterCommand::Rebalance { max_moves, wait } => {
+            moves::rebalance(client, max_moves, wait, out).await
+        }
+        ClusterCommand::Decommission { node, wait } => {
+            moves::decommission(client, node, wait, out).await
+        }
+        ClusterCommand::RemoveNode { node, dead, wait } => {
+            if !dead {
+                return usage(format!(
+                    "remove-node is only for a node that will never return; confirm with \
+                     `raftka cluster remove-node {node} --dead`, or retire a live node with \
+                     `raftka cluster decommission {node}`"
+                ));
+            }
+            moves::remove_dead_node(client, node, wait, out).await
+        }
     }
 }
 
@@ -100,159 +161,6 @@ async fn rebalance_leaders(client: &Client, out: &Out) -> anyhow::Result<ExitCod
             ]);
         }
         t.print(out);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn status(client: &Client, lag_threshold: u64, out: &Out) -> anyhow::Result<ExitCode> {
-    let state = client.cluster().await.context("cluster status")?;
-    let mut load: BTreeMap<u64, NodeLoad> = state
-        .nodes
-        .iter()
-        .map(|n| (n.id, NodeLoad::default()))
-        .collect();
-    let mut leaderless = Vec::new();
-    let mut lagging = Vec::new();
-    // Partitions whose leader answered without lag figures (a server that predates them).
-    let mut lag_unknown = 0usize;
-    let mut topics = BTreeSet::new();
-    for p in &state.partitions {
-        topics.insert(p.topic.as_str());
-        for r in &p.replicas {
-            load.entry(*r).or_default().replicas += 1;
-        }
-        match p.leader {
-            Some(l) => load.entry(l).or_default().leaders += 1,
-            None => leaderless.push(p),
-        }
-        match (&p.replicas_lag, p.leader) {
-            (Some(lags), _) => lagging.extend(
-                lags.iter()
-                    .filter(|l| l.lag > lag_threshold)
-                    .map(|lag| Lagging { partition: p, lag }),
-            ),
-            (None, Some(_)) => lag_unknown += 1,
-            (None, None) => {}
-        }
-    }
-    let alive = state.nodes.iter().filter(|n| n.alive).count();
-    if out.json() {
-        let nodes: Vec<_> = state
-            .nodes
-            .iter()
-            .map(|n| {
-                let l = load.get(&n.id);
-                json!({"id": n.id, "address": n.address, "alive": n.alive,
-                       "leaders": l.map_or(0, |l| l.leaders),
-                       "replicas": l.map_or(0, |l| l.replicas)})
-            })
-            .collect();
-        let without: Vec<_> = leaderless
-            .iter()
-            .map(|p| json!({"topic": p.topic, "partition": p.partition, "replicas": p.replicas}))
-            .collect();
-        let behind: Vec<_> = lagging
-            .iter()
-            .map(|l| {
-                json!({"topic": l.partition.topic, "partition": l.partition.partition,
-                       "leader": l.partition.leader, "node": l.lag.node, "lag": l.lag.lag,
-                       "matched_index": l.lag.matched_index, "last_ack_ms": l.lag.last_ack_ms})
-            })
-            .collect();
-        out.print_json(&json!({
-            "answered_by": state.node_id,
-            "metadata_leader": state.metadata_leader,
-            "nodes": nodes,
-            "topics": topics.len(),
-            "partitions": state.partitions.len(),
-            "partitions_without_leader": without,
-            "lag_threshold": lag_threshold,
-            "replicas_lagging": behind,
-        }));
-        return Ok(ExitCode::SUCCESS);
-    }
-    let meta = match state.metadata_leader {
-        Some(l) => format!("node {l}"),
-        None => out.paint("none (election in progress)", Color::Red),
-    };
-    println!(
-        "{} node(s), {alive} alive; metadata leader: {meta}; answered by node {}",
-        state.nodes.len(),
-        state.node_id
-    );
-    let mut table = Table::new(vec!["NODE", "ADDRESS", "ALIVE", "LEADERS", "REPLICAS"]);
-    for n in &state.nodes {
-        let l = load.get(&n.id);
-        table.row(vec![
-            n.id.to_string().into(),
-            n.address.as_str().into(),
-            if n.alive {
-                colored("yes", Color::Green)
-            } else {
-                colored("no", Color::Red)
-            },
-            l.map_or(0, |l| l.leaders).to_string().into(),
-            l.map_or(0, |l| l.replicas).to_string().into(),
-        ]);
-    }
-    table.print(out);
-    println!(
-        "{} partition(s) in {} topic(s); {} without a leader",
-        state.partitions.len(),
-        topics.len(),
-        if leaderless.is_empty() {
-            out.paint("0", Color::Green)
-        } else {
-            out.paint(&leaderless.len().to_string(), Color::Red)
-        }
-    );
-    if !leaderless.is_empty() {
-        let mut table = Table::new(vec!["TOPIC", "PARTITION", "REPLICAS"]);
-        for p in leaderless {
-            table.row(vec![
-                p.topic.as_str().into(),
-                p.partition.to_string().into(),
-                ids(&p.replicas).into(),
-            ]);
-        }
-        table.print(out);
-    }
-    println!(
-        "{} replica(s) more than {lag_threshold} log entries behind their leader{}",
-        if lagging.is_empty() {
-            out.paint("0", Color::Green)
-        } else {
-            out.paint(&lagging.len().to_string(), Color::Red)
-        },
-        if lag_unknown > 0 {
-            format!(" (lag not reported for {lag_unknown} partition(s))")
-        } else {
-            String::new()
-        }
-    );
-    if !lagging.is_empty() {
-        let mut table = Table::new(vec![
-            "TOPIC",
-            "PARTITION",
-            "LEADER",
-            "REPLICA",
-            "LAG",
-            "LAST_ACK",
-        ]);
-        for l in &lagging {
-            table.row(vec![
-                l.partition.topic.as_str().into(),
-                l.partition.partition.to_string().into(),
-                l.partition
-                    .leader
-                    .map_or("-".to_string(), |n| n.to_string())
-                    .into(),
-                l.lag.node.to_string().into(),
-                l.lag.lag.to_string().into(),
-                last_ack(l.lag.last_ack_ms).into(),
-            ]);
-        }
-        table.print(out);
     }
     Ok(ExitCode::SUCCESS)
 }

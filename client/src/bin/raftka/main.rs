@@ -1,5 +1,5 @@
 //! `raftka`: the Raftka command-line tool (topics, produce, consume, consumer groups, cluster
-//! status, bench).
+//! status and membership, bench).
 //!
 //! Exit codes (documented in `docs/cli.md` and `raftka --help`): 0 success, 1 the server
 //! refused or something failed at run time, 2 bad usage, 3 no node reachable.
@@ -8,8 +8,10 @@ mod bench;
 mod cluster;
 mod consume;
 mod group;
+mod moves;
 mod output;
 mod produce;
+mod status;
 mod topic;
 
 use std::process::ExitCode;
@@ -28,6 +30,9 @@ Examples:
   raftka consume orders --group billing --follow
   raftka group describe billing
   raftka cluster status
+  raftka cluster rebalance
+  raftka cluster decommission 2
+  raftka topic reassign orders --partition 0 --replicas 1,4,5
   raftka bench produce --records 1000000
 
 Nodes: --bootstrap (or RAFTKA_BOOTSTRAP) lists host:port addresses; any node serves any request,
@@ -82,7 +87,8 @@ enum Command {
     /// Consumer groups: list, describe (members, assignment, lag), reset-offsets, delete.
     #[command(subcommand)]
     Group(group::GroupCommand),
-    /// Cluster health: nodes, leaders per node, partitions without a leader.
+    /// Cluster health (nodes, leaders per node, partitions without a leader, moves in flight)
+    /// and membership: rebalance replicas, decommission a node, remove a dead one.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
     /// Benchmarks that measure and then verify what they measured.
@@ -193,4 +199,105 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         }
     }
     1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::ClusterCommand;
+    use crate::topic::TopicCommand;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("raftka").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn topic_reassign_takes_a_partition_and_a_replica_list() {
+        let cli = parse(&[
+            "topic",
+            "reassign",
+            "orders",
+            "--partition",
+            "3",
+            "--replicas",
+            "1,4,5",
+            "--wait",
+        ])
+        .unwrap();
+        let Command::Topic(TopicCommand::Reassign {
+            name,
+            partition,
+            replicas,
+            wait,
+        }) = cli.command
+        else {
+            panic!("not topic reassign");
+        };
+        assert_eq!((name.as_str(), partition), ("orders", 3));
+        assert_eq!(replicas, vec![1, 4, 5]);
+        assert!(wait.wait && !wait.no_wait);
+        assert_eq!(wait.timeout, 600);
+        // --replicas is required, and --wait and --no-wait exclude each other.
+        assert!(parse(&["topic", "reassign", "orders", "-p", "0"]).is_err());
+        assert!(parse(&[
+            "topic",
+            "reassign",
+            "orders",
+            "-p",
+            "0",
+            "-r",
+            "1,2",
+            "--wait",
+            "--no-wait"
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn cluster_membership_commands_parse() {
+        let cli = parse(&[
+            "cluster",
+            "rebalance",
+            "--max-moves",
+            "4",
+            "--timeout",
+            "90",
+        ])
+        .unwrap();
+        let Command::Cluster(ClusterCommand::Rebalance { max_moves, wait }) = cli.command else {
+            panic!("not cluster rebalance");
+        };
+        assert_eq!(max_moves, Some(4));
+        assert!(!wait.no_wait, "waiting is the default");
+        assert_eq!(wait.timeout, 90);
+
+        let cli = parse(&["cluster", "decommission", "2", "--no-wait"]).unwrap();
+        let Command::Cluster(ClusterCommand::Decommission { node, wait }) = cli.command else {
+            panic!("not cluster decommission");
+        };
+        assert_eq!(node, 2);
+        assert!(wait.no_wait);
+
+        let cli = parse(&["cluster", "remove-node", "3", "--dead"]).unwrap();
+        let Command::Cluster(ClusterCommand::RemoveNode { node, dead, .. }) = cli.command else {
+            panic!("not cluster remove-node");
+        };
+        assert_eq!((node, dead), (3, true));
+        assert!(parse(&["cluster", "decommission", "two"]).is_err());
+        assert!(parse(&["cluster", "rebalance", "--max-moves", "-1"]).is_err());
+    }
+
+    #[test]
+    fn earlier_cluster_commands_still_parse() {
+        let cli = parse(&["cluster", "status", "--lag-threshold", "5", "-o", "json"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Cluster(ClusterCommand::Status { lag_threshold: 5 })
+        ));
+        let cli = parse(&["cluster", "rebalance-leaders"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Cluster(ClusterCommand::RebalanceLeaders)
+        ));
+    }
 }

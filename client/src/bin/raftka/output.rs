@@ -30,6 +30,7 @@ pub enum ColorChoice {
 pub enum Color {
     Red,
     Green,
+    Yellow,
     Bold,
 }
 
@@ -38,6 +39,7 @@ impl Color {
         match self {
             Color::Red => "31",
             Color::Green => "32",
+            Color::Yellow => "33",
             Color::Bold => "1",
         }
     }
@@ -138,6 +140,14 @@ impl Table {
     }
 
     pub fn print(&self, out: &Out) {
+        let lines = self.render(out);
+        let mut stdout = std::io::stdout().lock();
+        // A closed pipe (`| head`) is not an error worth reporting.
+        let _ = stdout.write_all(lines.as_bytes());
+    }
+
+    /// The table as text, one line per row, each ending in a newline.
+    pub fn render(&self, out: &Out) -> String {
         let mut widths: Vec<usize> = self.headers.iter().map(|h| h.chars().count()).collect();
         for row in &self.rows {
             for (i, c) in row.iter().enumerate() {
@@ -170,9 +180,7 @@ impl Table {
             lines.push_str(cells.join("  ").trim_end());
             lines.push('\n');
         }
-        let mut stdout = std::io::stdout().lock();
-        // A closed pipe (`| head`) is not an error worth reporting.
-        let _ = stdout.write_all(lines.as_bytes());
+        lines
     }
 }
 

@@ -1,4 +1,4 @@
-//! `raftka topic create|list|describe|alter|delete`.
+//! `raftka topic create|list|describe|alter|reassign|delete`.
 
 use std::process::ExitCode;
 
@@ -7,6 +7,7 @@ use clap::Subcommand;
 use raftka_client::{Client, PartitionInfo, TopicDescription};
 use serde_json::json;
 
+use crate::moves::{self, WaitArgs};
 use crate::output::{colored, ids, Cell, Color, Out, Table};
 use crate::usage;
 
@@ -66,6 +67,29 @@ check.")]
         /// from then on: the default partitioner's choice depends on the count.
         #[arg(long, short = 'p', value_name = "N")]
         partitions: Option<u32>,
+    },
+    /// Move one partition's replicas to the given nodes (the first becomes its preferred
+    /// leader). New replicas join and catch up before the old ones leave; the partition keeps
+    /// serving. Waits until the move is done unless --no-wait.
+    #[command(after_help = "\
+Examples:
+  raftka topic reassign orders --partition 0 --replicas 1,4,5
+  raftka topic reassign orders -p 3 --replicas 4,5,1 --no-wait
+
+The new list needs at least as many nodes as a majority of the current replicas (2 for 3),
+each named once, none of them draining or removed; otherwise the server refuses
+(invalid_replicas, node_not_found, invalid_node_state) and nothing changes.")]
+    Reassign {
+        /// Topic name.
+        name: String,
+        /// The partition to move.
+        #[arg(long, short = 'p')]
+        partition: u32,
+        /// The new replica set, comma-separated node ids, preferred leader first.
+        #[arg(long, short = 'r', value_delimiter = ',', required = true, num_args = 1..)]
+        replicas: Vec<u64>,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// Delete a topic and all its records. There is no undo.
     Delete {
@@ -201,6 +225,12 @@ pub async fn run(client: &Client, cmd: TopicCommand, out: &Out) -> anyhow::Resul
                 print_partitions(&t, out);
             }
         }
+        TopicCommand::Reassign {
+            name,
+            partition,
+            replicas,
+            wait,
+        } => return moves::reassign(client, &name, partition, &replicas, wait, out).await,
         TopicCommand::Delete { name } => {
             client
                 .delete_topic(&name)
