@@ -42,6 +42,14 @@ Commands:
   pause ID...        SIGSTOP node(s) (simulates a hung process / GC pause).
   resume ID...       SIGCONT node(s).
   wait-ready [ID...] Wait until the node(s) (all by default) answer /readyz with 200.
+  add-node [--id N] [--no-wait]
+                     Start one more node that joins the running cluster (raftka-node --join,
+                     seeded with the nodes that answer /readyz), as node N (default: one above
+                     the highest node) on BASE_PORT+N-1, wait until it is ready, then print it
+                     like start. From then on it is one of the cluster's nodes for every
+                     command (stop, status, kill, restart, ...); restart starts it with --join
+                     again. It holds no replicas until some are moved onto it (raftka cluster
+                     rebalance).
   help               Show this help.
 
 Options:
@@ -55,16 +63,21 @@ Options:
                      DIR/secret (mode 600) so restart can reuse it.
   --clean            start: delete the directory's previous data and config first.
   --timeout SECS     Bound for waiting (ready: default 60, or \$RAFTKA_READY_TIMEOUT; stop: 20).
-  --no-wait          restart: do not wait for readiness (e.g. when restarting every node of
-                     a cluster one by one; follow with wait-ready).
+  --no-wait          restart, add-node: do not wait for readiness (e.g. when restarting every
+                     node of a cluster one by one; follow with wait-ready).
+  --id N             add-node: the new node's id (greater than every node's; default: the
+                     highest plus one). Removed ids are never reused by the cluster.
   -h, --help         Show this help.
 
 Layout of DIR:
-  cluster.env        NODES, BASE_PORT, HOST, BIN, DIR, PEERS of the cluster (KEY=VALUE)
+  cluster.env        NODES, BASE_PORT, HOST, BIN, DIR, PEERS of the cluster (KEY=VALUE);
+                     NODES is the highest node id (add-node raises it), PEERS the nodes that
+                     formed the cluster
   node-I/data        node I's --data-dir
   node-I/node.log    node I's log (stderr, appended across restarts)
   node-I/stdout      node I's stdout of its latest start (its 'ready addr=... id=...' line)
   node-I/pid         node I's PID
+  node-I/join        only for a node added with add-node: the --join seeds of its latest start
 
 Only PIDs recorded in DIR are ever signalled, and only after /proc/PID/cmdline shows they
 still run raftka-node with that node's data directory.
@@ -74,6 +87,7 @@ Examples:
   $PROG status
   $PROG kill 2 && $PROG restart 2
   $PROG rolling-restart
+  $PROG add-node && raftka cluster rebalance
   $PROG pause 1; sleep 5; $PROG resume 1
   $PROG stop
 EOF
@@ -93,6 +107,7 @@ SECRET_SET=0
 CLEAN=0
 NO_WAIT=0
 TIMEOUT=""
+NEW_ID=""
 IDS=()
 
 parse_args() {
@@ -156,6 +171,14 @@ parse_args() {
                 TIMEOUT="${1#*=}"
                 shift
                 ;;
+            --id)
+                NEW_ID="${2:?--id needs a value}"
+                shift 2
+                ;;
+            --id=*)
+                NEW_ID="${1#*=}"
+                shift
+                ;;
             --clean)
                 CLEAN=1
                 shift
@@ -192,6 +215,12 @@ parse_args() {
     fi
     if [[ -n "$TIMEOUT" ]] && ! is_uint "$TIMEOUT"; then
         die "--timeout must be a whole number of seconds, got '$TIMEOUT'"
+    fi
+    if [[ -n "$NEW_ID" ]]; then
+        [[ "$CMD" == add-node ]] || die "--id is only for add-node (see $PROG --help)"
+        if ! is_uint "$NEW_ID" || ((NEW_ID < 1 || NEW_ID > 99)); then
+            die "--id must be a number between 1 and 99, got '$NEW_ID'"
+        fi
     fi
 }
 
@@ -246,7 +275,16 @@ launch_node() {
     ndir="$(node_dir "$DIR" "$id")"
     addr="$(node_addr "$id")"
     mkdir -p "$ndir/data"
-    local -a argv=("$CL_BIN" --id "$id" --listen "$addr" --data-dir "$ndir/data" --peers "$CL_PEERS")
+    local -a argv=("$CL_BIN" --id "$id" --listen "$addr" --data-dir "$ndir/data")
+    if [[ -f "$ndir/join" ]]; then
+        # Added with add-node: not one of the nodes that formed the cluster (--peers), so it
+        # (re)joins through the nodes that answer now; with its stored id a restart needs none.
+        join_seeds "$id" >"$ndir/join.tmp"
+        mv -f "$ndir/join.tmp" "$ndir/join"
+        argv+=(--join "$(<"$ndir/join")")
+    else
+        argv+=(--peers "$CL_PEERS")
+    fi
     # NO_COLOR: the log goes to a file, so no ANSI colour codes (tracing-subscriber honours it).
     local -a envs=(env -u RAFTKA_CLUSTER_SECRET NO_COLOR=1)
     secret="$(secret_value)"
@@ -397,11 +435,53 @@ require_ids() {
     ((${#IDS[@]} > 0)) || die "'$CMD' needs at least one node id (see $PROG --help)"
     for id in "${IDS[@]}"; do
         check_node_id "$id"
+        slot_used "$id" || die "no node $id in $DIR (add-node skipped that id)"
     done
 }
 
-# all_ids — print 1..N, one per line.
-all_ids() { seq 1 "$CL_NODES"; }
+# slot_used ID — true when node ID exists in this directory. Every id up to NODES does, except
+# ids that add-node --id skipped (they have no node directory).
+slot_used() { [[ -d "$(node_dir "$DIR" "$1")" ]]; }
+
+# all_ids — print the ids of the cluster's nodes (1..N without skipped ids), one per line.
+all_ids() {
+    local id
+    for ((id = 1; id <= CL_NODES; id++)); do
+        if slot_used "$id"; then
+            printf '%s\n' "$id"
+        fi
+    done
+}
+
+# join_seeds ID — the --join seeds for node ID: the other nodes that answer /readyz, or every
+# other node when none does (a whole cluster starting at once), comma-separated.
+join_seeds() {
+    local self="$1" id seeds="" all=""
+    for ((id = 1; id <= CL_NODES; id++)); do
+        if ((id == self)) || ! slot_used "$id"; then
+            continue
+        fi
+        all+="${all:+,}$(node_addr "$id")"
+        if [[ "$(node_ready_code "$id")" == 200 ]]; then
+            seeds+="${seeds:+,}$(node_addr "$id")"
+        fi
+    done
+    printf '%s' "${seeds:-$all}"
+}
+
+# set_cluster_nodes N — rewrite NODES in DIR/cluster.env, keeping every other line.
+set_cluster_nodes() {
+    local line
+    while IFS= read -r line || [[ -n "$line" ]]; do
+        if [[ "$line" == NODES=* ]]; then
+            printf 'NODES=%s\n' "$1"
+        else
+            printf '%s\n' "$line"
+        fi
+    done <"$DIR/cluster.env" >"$DIR/cluster.env.tmp"
+    mv -f "$DIR/cluster.env.tmp" "$DIR/cluster.env"
+    CL_NODES="$1"
+}
 
 # print_nodes ID... — table of id, address, PID and log file.
 print_nodes() {
@@ -419,7 +499,7 @@ print_nodes() {
 # ---------------------------------------------------------------------------------------------
 
 cmd_start() {
-    local id port explicit_bin=0 bin peers="" old_nodes old_port old_bin
+    local id port explicit_bin=0 bin peers="" old_nodes old_port old_bin old_peers=""
     local -a ids=()
     need_cmd curl "apt-get install -y curl"
     ((${#IDS[@]} == 0)) || die "start takes no node ids (use restart ID to start one node)"
@@ -441,6 +521,9 @@ cmd_start() {
                 die "$DIR holds a cluster of $old_nodes node(s) on base port $old_port; start it with the same settings, or pass --clean to discard its data"
             fi
             NODES="$old_nodes" BASE_PORT="$old_port"
+            # Nodes added with add-node raise NODES but were never --peers: keep the list of
+            # the nodes that formed the cluster.
+            old_peers="$CL_PEERS"
             if [[ -z "$BIN" && -x "$old_bin" ]]; then
                 BIN="$old_bin"
                 explicit_bin=1
@@ -462,11 +545,15 @@ cmd_start() {
 
     for ((id = 1; id <= NODES; id++)); do
         port=$((BASE_PORT + id - 1))
+        if [[ -n "$old_peers" ]] && ! slot_used "$id"; then
+            continue
+        fi
         if port_in_use "$port" "$DEFAULT_HOST"; then
             die "port $port on $DEFAULT_HOST is already in use (pick another --base-port)"
         fi
         peers+="${peers:+,}$id=$DEFAULT_HOST:$port"
     done
+    peers="${old_peers:-$peers}"
 
     mkdir -p "$DIR"
     {
@@ -489,17 +576,21 @@ cmd_start() {
     fi
 
     load_cluster_env "$DIR"
-    info "starting $CL_NODES node(s) in $DIR (binary $CL_BIN)"
-    for ((id = 1; id <= CL_NODES; id++)); do
+    if [[ -n "$old_peers" ]]; then
+        mapfile -t ids < <(all_ids)
+    else
+        mapfile -t ids < <(seq 1 "$CL_NODES")
+    fi
+    info "starting ${#ids[@]} node(s) in $DIR (binary $CL_BIN)"
+    for id in "${ids[@]}"; do
         launch_node "$id"
     done
-    mapfile -t ids < <(all_ids)
     if ! wait_ready "$(ready_timeout)" "${ids[@]}"; then
         warn "cluster did not become ready; stopping the nodes that were started"
         graceful_stop 10 "${ids[@]}"
         die "start failed (logs are in $DIR/node-*/node.log)"
     fi
-    heading "Raftka cluster of $CL_NODES node(s) is ready ($DIR)"
+    heading "Raftka cluster of ${#ids[@]} node(s) is ready ($DIR)"
     print_nodes "${ids[@]}"
     printf '\nTry: curl -s http://%s/v1/cluster\n' "$(node_addr 1)"
     printf 'Stop it with: %s stop --dir %s\n' "$PROG" "$DIR"
@@ -530,6 +621,7 @@ cmd_status() {
     load_cluster_env "$DIR"
     printf '%-4s %-25s %-7s %-6s %-9s %s\n' ID ADDRESS STATE READY PID LOG
     for ((id = 1; id <= CL_NODES; id++)); do
+        slot_used "$id" || continue
         ready="-"
         if pid="$(node_pid "$DIR" "$id")"; then
             case "$(proc_state "$pid")" in
@@ -686,6 +778,41 @@ cmd_signal() {
     done
 }
 
+cmd_add_node() {
+    local id port ndir
+    need_cmd curl "apt-get install -y curl"
+    ((${#IDS[@]} == 0)) || die "add-node takes no node ids (use --id N to choose the new node's id)"
+    load_cluster_env "$DIR"
+    [[ -x "$CL_BIN" ]] || die "binary $CL_BIN (from $DIR/cluster.env) is missing"
+    lock_dir
+    # Read again under the lock: a concurrent add-node may have raised NODES.
+    load_cluster_env "$DIR"
+    id="${NEW_ID:-$((CL_NODES + 1))}"
+    ((id > CL_NODES)) ||
+        die "--id $id is taken: this cluster has nodes up to $CL_NODES (ids are never reused)"
+    port="$(node_port "$id")"
+    ((port <= 65535)) || die "node $id's port $port is out of range"
+    if port_in_use "$port" "$CL_HOST"; then
+        die "port $port on $CL_HOST (node $id) is already in use"
+    fi
+    any_live_node_addr >/dev/null || die "no node of $DIR answers /healthz: start the cluster first"
+    ndir="$(node_dir "$DIR" "$id")"
+    [[ ! -e "$ndir" ]] || die "$ndir already exists"
+    mkdir -p "$ndir"
+    # The marker that makes launch_node (now and on every restart) use --join.
+    : >"$ndir/join"
+    set_cluster_nodes "$id"
+    launch_node "$id"
+    info "node $id joining through $(<"$ndir/join") (pid $(node_pid "$DIR" "$id" || printf 'exited'))"
+    if ((NO_WAIT == 0)); then
+        wait_ready "$(ready_timeout)" "$id" ||
+            die "node $id did not become ready (its log: $ndir/node.log; it stays recorded, stop it with '$PROG stop $id --dir $DIR')"
+    fi
+    heading "Node $id joined the cluster in $DIR"
+    print_nodes "$id"
+    printf '\nSpread replicas onto it with: raftka cluster rebalance --bootstrap %s\n' "$(node_addr 1)"
+}
+
 cmd_wait_ready() {
     local -a ids=()
     load_cluster_env "$DIR"
@@ -710,6 +837,7 @@ main() {
         pause) cmd_signal STOP paused ;;
         resume) cmd_signal CONT resumed ;;
         wait-ready) cmd_wait_ready ;;
+        add-node) cmd_add_node ;;
         *) die "unknown command '$CMD' (see $PROG --help)" ;;
     esac
 }

@@ -53,6 +53,8 @@ pub struct Cluster {
     // Dropped after `drop` below has stopped the nodes.
     dir: tempfile::TempDir,
     pub bootstrap: String,
+    /// Node 1's port; node `i` listens on `base + i - 1` (as `scripts/cluster.sh` places them).
+    base: u16,
 }
 
 impl Cluster {
@@ -62,6 +64,12 @@ impl Cluster {
 
     /// A cluster of `n` nodes.
     pub fn start_n(n: u16) -> Cluster {
+        Self::start_with_spare(n, 0)
+    }
+
+    /// A cluster of `n` nodes whose next `spare` ports (those of nodes `n+1..=n+spare`, for
+    /// `cluster.sh add-node`) were free too when it started.
+    pub fn start_with_spare(n: u16, spare: u16) -> Cluster {
         let bin = node_bin();
         let mut last = String::new();
         for _attempt in 0..3 {
@@ -69,7 +77,7 @@ impl Cluster {
                 .prefix("raftka-cli-test")
                 .tempdir()
                 .expect("temp dir");
-            let base = free_base_port(n);
+            let base = free_base_port(n + spare);
             let out = Command::new(workspace().join("scripts/cluster.sh"))
                 .args([
                     "start",
@@ -91,6 +99,7 @@ impl Cluster {
                     .map(|k| format!("127.0.0.1:{}", base + k))
                     .collect::<Vec<_>>()
                     .join(","),
+                base,
             };
             if out.status.success() {
                 return cluster;
@@ -115,13 +124,33 @@ impl Cluster {
         self.dir.path()
     }
 
-    /// The `host:port` of node `id` (1-based).
+    /// The `host:port` of node `id` (1-based; nodes added with `cluster.sh add-node` too).
     pub fn addr(&self, id: u64) -> String {
-        self.bootstrap
-            .split(',')
-            .nth((id - 1) as usize)
-            .expect("node id within the cluster")
-            .to_string()
+        let port = u64::from(self.base) + id - 1;
+        format!("127.0.0.1:{port}")
+    }
+
+    /// Node `id`'s directory in the cluster directory (`node-<id>`: `data`, `pid`, logs).
+    pub fn node_dir(&self, id: u64) -> PathBuf {
+        self.dir.path().join("cluster").join(format!("node-{id}"))
+    }
+
+    /// The PID `cluster.sh` recorded for node `id`, when that process still runs this node
+    /// (its command line names the node's data directory), as the script itself checks
+    /// before it signals anything.
+    pub fn node_pid(&self, id: u64) -> Option<u32> {
+        let pid: u32 = std::fs::read_to_string(self.node_dir(id).join("pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let data = self.node_dir(id).join("data");
+        let data = data.to_string_lossy();
+        cmdline
+            .split(|b| *b == 0)
+            .any(|arg| arg == data.as_bytes())
+            .then_some(pid)
     }
 
     /// Runs `scripts/cluster.sh ARGS --dir <this cluster>` and panics with its output when it
