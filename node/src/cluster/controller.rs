@@ -227,11 +227,9 @@ async fn drive_moves(node: &Node, state: &MetaState) {
 }
 
 async fn drive_move(node: &Node, state: &MetaState, group: GroupId, m: MoveMeta) {
-    #[cfg(feature = "canary-reassign-unsafe")]
-    {
-        // The canary: switch the replicas in the metadata at once, with no catch-up and no
-        // joint consensus. The checker must catch what this loses.
-        let _ = state;
+    if cfg!(feature = "canary-reassign-unsafe") {
+        // canary: switch the replicas in the metadata at once, with no catch-up and no joint
+        // consensus. The checker must catch what this loses.
         let _ = node
             .controller_write(MetaCommand::CompleteMove {
                 group,
@@ -240,49 +238,46 @@ async fn drive_move(node: &Node, state: &MetaState, group: GroupId, m: MoveMeta)
             .await;
         return;
     }
-    #[cfg(not(feature = "canary-reassign-unsafe"))]
-    {
-        let addrs: BTreeMap<NodeId, String> =
-            m.to.iter()
-                .filter_map(|id| state.cluster.nodes.get(id).map(|n| (*id, n.addr.clone())))
-                .collect();
-        let mut candidates: Vec<NodeId> = m.from.clone();
-        candidates.extend(m.to.iter().filter(|t| !m.from.contains(t)));
-        let req = InternalRequest::MoveStep {
-            group,
-            target: m.to.clone(),
-            addrs,
-        };
-        let deadline = Instant::now() + STEP_DEADLINE;
-        let progress: Result<MoveProgress, ApiError> = node
-            .call_leader(
-                Leader::Partition {
+    let addrs: BTreeMap<NodeId, String> =
+        m.to.iter()
+            .filter_map(|id| state.cluster.nodes.get(id).map(|n| (*id, n.addr.clone())))
+            .collect();
+    let mut candidates: Vec<NodeId> = m.from.clone();
+    candidates.extend(m.to.iter().filter(|t| !m.from.contains(t)));
+    let req = InternalRequest::MoveStep {
+        group,
+        target: m.to.clone(),
+        addrs,
+    };
+    let deadline = Instant::now() + STEP_DEADLINE;
+    let progress: Result<MoveProgress, ApiError> = node
+        .call_leader(
+            Leader::Partition {
+                group,
+                replicas: &candidates,
+            },
+            req,
+            deadline,
+        )
+        .await;
+    match progress {
+        Ok(MoveProgress::Done) => {
+            tracing::info!(to = ?m.to, "partition move complete");
+            if let Err(e) = node
+                .controller_write(MetaCommand::CompleteMove {
                     group,
-                    replicas: &candidates,
-                },
-                req,
-                deadline,
-            )
-            .await;
-        match progress {
-            Ok(MoveProgress::Done) => {
-                tracing::info!(to = ?m.to, "partition move complete");
-                if let Err(e) = node
-                    .controller_write(MetaCommand::CompleteMove {
-                        group,
-                        replicas: m.to.clone(),
-                    })
-                    .await
-                {
-                    tracing::warn!(error = %e.message, "recording a finished move");
-                }
+                    replicas: m.to.clone(),
+                })
+                .await
+            {
+                tracing::warn!(error = %e.message, "recording a finished move");
             }
-            Ok(MoveProgress::Waiting(why)) => {
-                tracing::info!(topic = %m.topic, partition = m.partition, %why, "partition move")
-            }
-            Err(e) => {
-                tracing::debug!(topic = %m.topic, partition = m.partition, error = %e.message, "partition move step")
-            }
+        }
+        Ok(MoveProgress::Waiting(why)) => {
+            tracing::info!(topic = %m.topic, partition = m.partition, %why, "partition move")
+        }
+        Err(e) => {
+            tracing::debug!(topic = %m.topic, partition = m.partition, error = %e.message, "partition move step")
         }
     }
 }
