@@ -59,7 +59,9 @@ impl Client {
     /// plan means the cluster is balanced already.
     ///
     /// # Errors
-    /// Transport errors, or the server's error (`reassignment_in_progress`, …).
+    /// Transport errors, or the server's error (`bad_request` for `max_moves` 0,
+    /// `leader_not_available` during a metadata election, …). A partition already moving is
+    /// not refused: the plan may retarget its move, which stays one move.
     pub async fn rebalance(&self, max_moves: Option<u32>) -> Result<MovePlan, Error> {
         self.call_with_body(
             Method::POST,
@@ -74,8 +76,9 @@ impl Client {
     /// the metadata group and becomes `removed`. Returns the moves recorded.
     ///
     /// # Errors
-    /// As [`Error::Server`]: `node_not_found`, `invalid_node_state` (already removed, or no
-    /// active node left to take its replicas), `invalid_replication_factor`, …
+    /// As [`Error::Server`]: `node_not_found`, `invalid_node_state` (already removed),
+    /// `invalid_replicas` (no active node can take one of its replicas: add a node first;
+    /// nothing changed).
     pub async fn decommission(&self, node: NodeId) -> Result<MovePlan, Error> {
         self.call_json(
             Method::POST,
@@ -92,7 +95,8 @@ impl Client {
     ///
     /// # Errors
     /// As [`Error::Server`]: `node_not_found`, `invalid_node_state` (the node still answers
-    /// health probes), …
+    /// health probes — it stays refused for about 3 s after the node stops — or is already
+    /// removed), `invalid_replicas` (a partition would keep no majority of its replicas).
     pub async fn remove_dead_node(&self, node: NodeId) -> Result<MovePlan, Error> {
         self.call_json(
             Method::DELETE,
