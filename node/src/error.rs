@@ -125,7 +125,16 @@ impl IntoResponse for ApiError {
         let is_write = WRITE_REQUEST.try_with(|w| *w).unwrap_or(false);
         let this = if is_write { self.for_write() } else { self };
         this.log();
-        (this.status(), axum::Json(this.body())).into_response()
+        let mut resp = (this.status(), axum::Json(this.body())).into_response();
+        if this.code == ErrorCode::PayloadTooLarge {
+            // The body may be left unread on the connection, which the server then closes:
+            // say so, so that a client does not send its next request down it.
+            resp.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        resp
     }
 }
 
