@@ -289,6 +289,23 @@ async fn joined_nodes_take_replicas_and_leaders_under_writes() {
 
     wait_moved_away_data_gone(&c, &[1, 2, 3, 4, 5], "grow").await;
     check_acked(&c, &[1, 2, 3, 4, 5], "grow", 6, &acked).await;
+
+    // The whole cluster stops and starts again, joined nodes first: a joined node restarts
+    // from its stored id without waiting for its (stopped) seed.
+    for id in 1..=5 {
+        c.crash(id).await;
+    }
+    for id in [4, 5, 1, 2, 3] {
+        let started = Instant::now();
+        c.restart(id).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "node {id} took {:?} to start",
+            started.elapsed()
+        );
+    }
+    c.wait_ready().await;
+    check_acked(&c, &[1, 2, 3, 4, 5], "grow", 6, &acked).await;
     c.shutdown().await;
 }
 

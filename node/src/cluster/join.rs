@@ -18,6 +18,10 @@ use crate::raft::transport::{NetFaults, Transport};
 
 /// How long a joining node keeps trying its seeds.
 const JOIN_PATIENCE: Duration = Duration::from_secs(60);
+/// How long one registration request may take on a first join.
+const FIRST_JOIN_TRY: Duration = Duration::from_secs(15);
+/// How long one registration request may take on a restart (which does not need it).
+const RESTART_TRY: Duration = Duration::from_secs(3);
 
 fn id_file(data_dir: &Path) -> PathBuf {
     data_dir.join("node-id")
@@ -41,8 +45,9 @@ pub fn stored_id(data_dir: &Path) -> Result<Option<NodeId>, StartError> {
 }
 
 /// Registers this node through its `--join` seeds and returns the address book. Sets
-/// `config.id` (given, stored, or assigned) and stores it. A node that already has an id and
-/// cannot reach any seed starts anyway (it is a restart: its metadata replica has the rest).
+/// `config.id` (given, stored, or assigned) and stores it. A restarted node (its id stored by
+/// an earlier join) tries each seed once and, when none answers, starts from its local state
+/// (its metadata replica has the rest); a first join keeps trying for a minute.
 ///
 /// # Errors
 /// A configuration conflict (the stored id differs from `--id`), a refused registration (a
@@ -75,10 +80,15 @@ pub async fn join(
     };
     let body = codec::encode(&req).map_err(|e| StartError::Other(e.to_string()))?;
     let give_up = tokio::time::Instant::now() + JOIN_PATIENCE;
+    let per_try = if stored.is_some() {
+        RESTART_TRY
+    } else {
+        FIRST_JOIN_TRY
+    };
     let mut last = String::from("no seed tried");
     loop {
         for seed in &config.join {
-            match try_seed(&transport, seed, body.clone()).await {
+            match try_seed(&transport, seed, body.clone(), per_try).await {
                 Ok(reply) => {
                     config.id = reply.id;
                     std::fs::write(id_file(&config.data_dir), format!("{}\n", reply.id))
@@ -95,7 +105,10 @@ pub async fn join(
                 Err(JoinError::Retry(why)) => last = format!("{seed}: {why}"),
             }
         }
-        if tokio::time::Instant::now() >= give_up {
+        // A restart (an id stored by an earlier join) does not wait for the seeds: after a
+        // whole-cluster stop they may themselves wait for this node's metadata vote. Its own
+        // metadata replica has the registry and every address.
+        if stored.is_some() || tokio::time::Instant::now() >= give_up {
             if let Some(id) = known {
                 tracing::warn!(node_id = id, error = %last, "no seed answered; starting from the local state");
                 config.id = id;
@@ -116,9 +129,10 @@ async fn try_seed(
     transport: &Transport,
     seed: &str,
     body: Vec<u8>,
+    timeout: Duration,
 ) -> Result<JoinReply, JoinError> {
     let bytes = transport
-        .post_addr(0, seed, INTERNAL_RPC_PATH, body, Duration::from_secs(15))
+        .post_addr(0, seed, INTERNAL_RPC_PATH, body, timeout)
         .await
         .map_err(|e| JoinError::Retry(e.to_string()))?;
     let reply: Result<InternalResponse, ApiError> =
