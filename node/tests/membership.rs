@@ -551,6 +551,31 @@ async fn bad_membership_requests_are_refused_and_change_nothing() {
     let (s, b) = c.get(3, "/v1/cluster/reassignments").await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["reassignments"], json!([]));
+
+    // A dead node holding a partition's only replica cannot be removed: its records exist
+    // nowhere else.
+    c.create_topic("solo", 3, 1).await;
+    let placed = replicas(&c.get(1, "/v1/cluster").await.1, "solo");
+    assert!(placed.values().any(|r| r == &vec![3]), "{placed:?}");
+    let mut c = c;
+    c.crash(3).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (s, b) = loop {
+        let (s, b) = c.delete(1, "/v1/cluster/nodes/3?dead=true").await;
+        if s != 409 || Instant::now() > deadline {
+            break (s, b);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (422, Some("invalid_replicas")),
+        "{b}"
+    );
+    assert_eq!(b["outcome"], "not_applied", "{b}");
+    let after = c.get(1, "/v1/cluster").await.1;
+    assert_eq!(state_of(&after, 3).as_deref(), Some("down"), "{after:#}");
+    assert!(moves_done(&after), "{after:#}");
     c.shutdown().await;
 }
 

@@ -425,11 +425,18 @@ pub fn plan_replace(
         let Some(pos) = p.replicas.iter().position(|r| *r == node) else {
             continue;
         };
-        if p.replicas.len() == 1 && candidates.is_empty() {
+        if p.replicas.len() == 1 && (allow_shrink || candidates.is_empty()) {
+            // A dead node's only replica cannot be copied from anywhere; a live one needs a
+            // node to go to.
             return Err(ClusterError::InvalidReplicas(format!(
-                "partition {}/{} has its only replica on node {node} and no other node can \
-                 take it",
-                p.topic, p.partition
+                "partition {}/{} has its only replica on node {node}: {}",
+                p.topic,
+                p.partition,
+                if allow_shrink {
+                    "its records exist nowhere else (bring the node back, or delete the topic)"
+                } else {
+                    "no other node can take it"
+                }
             )));
         }
         match least_loaded(&counts, &candidates, &p.replicas) {
@@ -612,6 +619,9 @@ mod tests {
             plan_replace(&mut p, 2, &[2], true),
             Err(ClusterError::InvalidReplicas(_))
         ));
+        // A dead node's only replica exists nowhere else, even with spare nodes.
+        assert!(plan_replace(&mut p, 2, &[1, 3], true).is_err());
+        assert!(plan_replace(&mut p, 2, &[1, 3], false).is_ok());
         // Without spare nodes a drain is refused, and a dead node's RF3 partition shrinks to
         // its two survivors.
         let mut p = parts(&[&[1, 2, 3]]);
