@@ -261,6 +261,16 @@ impl Node {
             .is_some_and(|t| t.elapsed() < Duration::from_secs(3))
     }
 
+    /// Whether `node` was removed from the cluster (in the local metadata's registry).
+    pub fn is_removed(&self, node: NodeId) -> bool {
+        self.with_metadata(|m| {
+            m.cluster
+                .nodes
+                .get(&node)
+                .is_some_and(|n| n.life == crate::cluster::membership::NodeLife::Removed)
+        })
+    }
+
     /// How long `node` has not answered a health probe (since this node started, for a node
     /// never seen).
     pub fn down_for(&self, node: NodeId) -> Duration {

@@ -429,6 +429,33 @@ async fn a_dead_node_is_replaced_from_the_survivors() {
         (409, Some("invalid_node_state")),
         "{b}"
     );
+
+    // The "dead" node was only gone for a while and comes back with its old data: it is
+    // fenced (its Raft requests are refused) and the cluster goes on without it.
+    let leader = c.node(1).meta_leader();
+    c.restart(dead).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        c.node(1).meta_leader(),
+        leader,
+        "the returning node disturbed the metadata"
+    );
+    for i in 0..5 {
+        let (s, b) = c
+            .post(
+                alive[i % alive.len()],
+                "/v1/topics/heal/records",
+                json!({"records": [{"value": i}]}),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+    }
+    let cl = c.get(1, "/v1/cluster").await.1;
+    assert_eq!(state_of(&cl, dead).as_deref(), Some("removed"), "{cl:#}");
+    assert!(
+        replicas(&cl, "heal").values().all(|r| !r.contains(&dead)),
+        "{cl:#}"
+    );
     c.shutdown().await;
 }
 

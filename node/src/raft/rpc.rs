@@ -14,7 +14,9 @@ use openraft::Snapshot;
 use raft_store::{codec, GroupId, TypeConfig, METADATA_GROUP};
 use serde::Serialize;
 
-use super::transport::{OLDEST_WIRE_VERSION, SECRET_HEADER, WIRE_VERSION, WIRE_VERSION_HEADER};
+use super::transport::{
+    OLDEST_WIRE_VERSION, SECRET_HEADER, SENDER_HEADER, WIRE_VERSION, WIRE_VERSION_HEADER,
+};
 use crate::error::{ApiError, ErrorCode};
 use crate::node::Node;
 
@@ -58,6 +60,20 @@ async fn require_secret(State(node): State<Node>, req: Request, next: Next) -> R
     }
     if let Err(e) = check_wire_version(req.headers().get(WIRE_VERSION_HEADER)) {
         return e.into_response();
+    }
+    // A node removed from the cluster is fenced: whatever it still believes (an old
+    // configuration, a stale term), its votes, appends and forwarded requests go nowhere.
+    let sender = req
+        .headers()
+        .get(SENDER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse::<raft_store::NodeId>().ok());
+    if let Some(id) = sender.filter(|id| node.is_removed(*id)) {
+        return ApiError::new(
+            ErrorCode::InvalidNodeState,
+            format!("node {id} was removed from the cluster: its requests are refused"),
+        )
+        .into_response();
     }
     next.run(req).await
 }

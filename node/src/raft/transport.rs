@@ -12,6 +12,8 @@ use raft_store::NodeId;
 
 /// The header that carries the cluster secret.
 pub const SECRET_HEADER: &str = "x-raftka-secret";
+/// The header carrying the sending node's id (0 for a node that has none yet).
+pub const SENDER_HEADER: &str = "x-raftka-from";
 /// The header carrying the internal wire version of the sending node.
 pub const WIRE_VERSION_HEADER: &str = "x-raftka-wire";
 /// The version of the node-to-node messages (Raft RPCs and forwarded requests, postcard) this
@@ -244,6 +246,7 @@ impl Transport {
             .post(url)
             .header(SECRET_HEADER, &self.inner.secret)
             .header(WIRE_VERSION_HEADER, WIRE_VERSION)
+            .header(SENDER_HEADER, self.inner.self_id)
             .header("content-type", "application/octet-stream")
             .timeout(timeout)
             .body(body)
