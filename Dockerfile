@@ -2,8 +2,8 @@
 # a non-root user, data in a volume.
 #
 #   docker build -t raftka .                      # compiles in a Rust image (the default)
-#   docker run -p 9092:9092 -v raftka-data:/var/lib/raftka raftka \
-#       --id 1 --peers 1=127.0.0.1:9092 --secret change-me-please
+#   docker run -p 127.0.0.1:19091:9092 -v raftka-data:/var/lib/raftka raftka
+#       (a single node; its cluster secret is generated into the volume)
 #
 # Offline (no registry), from binaries built on the host against the same Debian release:
 #   docker build --target prebuilt --build-arg RUNTIME_IMAGE=<local base image> \

@@ -150,6 +150,14 @@ cmd_start() {
     [[ -z "${RKJ_JOIN:-}" ]] || membership=(--join "$RKJ_JOIN")
     ndir="$(abspath "$dir")/node-$id"
     mkdir -p "$ndir/data"
+    # A node with peers needs the cluster secret: unless the caller's environment gives one,
+    # every node started in this directory shares a random one in DIR/secret.
+    if [[ -z "${RAFTKA_CLUSTER_SECRET:-}${RAFTKA_CLUSTER_SECRET_FILE:-}" ]]; then
+        local secret
+        secret="$(abspath "$dir")/secret"
+        [[ -s "$secret" ]] || (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$secret")
+        membership+=(--secret-file "$secret")
+    fi
     ip netns exec "$(node_ns "$id")" "$(abspath "$bin")" --id "$id" \
         --listen "$(node_ip "$id"):$NODE_PORT" --data-dir "$ndir/data" "${membership[@]}" "$@" \
         >"$ndir/stdout" 2>>"$ndir/node.log" </dev/null &

@@ -58,9 +58,10 @@ Options:
   --base-port P      HTTP port of node 1 for start (default $DEFAULT_BASE_PORT).
   --bin PATH         raftka-node binary for start (default: target/debug/raftka-node of this
                      repo, built with cargo when missing).
-  --secret S         Cluster secret passed to every node (as RAFTKA_CLUSTER_SECRET, so it does
-                     not show in ps). Defaults to \$RAFTKA_CLUSTER_SECRET when set. Stored in
-                     DIR/secret (mode 600) so restart can reuse it.
+  --secret S         Cluster secret for every node. Defaults to \$RAFTKA_CLUSTER_SECRET when
+                     set, else a random one made at the cluster's first start. Stored in
+                     DIR/secret (mode 600), which every node reads (--secret-file), so it shows
+                     neither in ps nor in the nodes' environment.
   --clean            start: delete the directory's previous data and config first.
   --timeout SECS     Bound for waiting (ready: default 60, or \$RAFTKA_READY_TIMEOUT; stop: 20).
   --no-wait          restart, add-node: do not wait for readiness (e.g. when restarting every
@@ -261,17 +262,21 @@ resolve_bin() {
     printf '%s' "$bin"
 }
 
-# secret_file_value — the stored cluster secret (empty when none).
-secret_value() {
-    if [[ -f "$DIR/secret" ]]; then
-        cat "$DIR/secret"
-    fi
+# ensure_secret — make DIR/secret (mode 600) when the cluster has none yet: 32 random bytes in
+# hex. A cluster directory made before the scripts kept a secret gets one at its next start.
+ensure_secret() {
+    [[ -s "$DIR/secret" ]] && return 0
+    (
+        umask 077
+        od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$DIR/secret.tmp"
+        mv -f "$DIR/secret.tmp" "$DIR/secret"
+    )
 }
 
 # launch_node ID — start node ID in the background, detached from this shell's session, and
 # record its PID. Does not wait for readiness.
 launch_node() {
-    local id="$1" ndir addr pid secret deadline
+    local id="$1" ndir addr pid deadline
     ndir="$(node_dir "$DIR" "$id")"
     addr="$(node_addr "$id")"
     mkdir -p "$ndir/data"
@@ -286,11 +291,8 @@ launch_node() {
         argv+=(--peers "$CL_PEERS")
     fi
     # NO_COLOR: the log goes to a file, so no ANSI colour codes (tracing-subscriber honours it).
-    local -a envs=(env -u RAFTKA_CLUSTER_SECRET NO_COLOR=1)
-    secret="$(secret_value)"
-    if [[ -n "$secret" ]]; then
-        envs+=("RAFTKA_CLUSTER_SECRET=$secret")
-    fi
+    ensure_secret
+    local -a envs=(env -u RAFTKA_CLUSTER_SECRET NO_COLOR=1 "RAFTKA_CLUSTER_SECRET_FILE=$DIR/secret")
     local -a detach=()
     if command -v setsid >/dev/null 2>&1; then
         # Own session: Ctrl-C in the terminal that ran `start` does not reach the nodes. A
@@ -574,6 +576,7 @@ cmd_start() {
             printf '%s' "$SECRET" >"$DIR/secret"
         )
     fi
+    ensure_secret
 
     load_cluster_env "$DIR"
     if [[ -n "$old_peers" ]]; then

@@ -79,7 +79,9 @@ free_ports() {
     done
     die "no free ports"
 }
-export RAFTKA_IMAGE="$image" RAFTKA_CLUSTER_SECRET="compose-test-secret-$$"
+# No RAFTKA_CLUSTER_SECRET: the raftka-secret service makes a random one (checked below).
+export RAFTKA_IMAGE="$image"
+unset RAFTKA_CLUSTER_SECRET
 dc() { "${compose[@]}" -p "$project" -f compose.yaml "$@"; }
 work="$(mktemp -d)"
 cleanup() {
@@ -118,6 +120,9 @@ until [[ "$(curl -s "$(url 1)/v1/cluster" | grep -o '"alive":true' | wc -l)" == 
     sleep 0.5
 done
 info "3 containers ready, one cluster"
+secret="$(dc exec -T raftka-1 cat /run/raftka-secret/secret)"
+[[ "$secret" =~ ^[0-9a-f]{64}$ ]] || die "the generated cluster secret is not 32 random bytes in hex"
+info "the cluster secret was generated (32 random bytes), readable by the raftka user"
 
 # ---- produce through raftka-1 while raftka-2 is stopped and started ---------------------------
 code="$(curl -s -o "$work/create" -w '%{http_code}' -XPOST "$(url 1)/v1/topics" \

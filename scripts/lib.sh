@@ -106,7 +106,7 @@ print(fmt(json.loads(sys.stdin.read())))
 # Cluster directory layout (shared by cluster.sh and demo.sh)
 #
 #   DIR/cluster.env       KEY=VALUE lines: NODES, BASE_PORT, HOST, BIN, DIR, PEERS (read, never sourced)
-#   DIR/secret            cluster secret (mode 600), only when one was given at start
+#   DIR/secret            cluster secret (mode 600): the one given at start, or a random one
 #   DIR/.lock             flock(1) lock file serialising mutating commands
 #   DIR/node-I/data       node I's data directory (--data-dir)
 #   DIR/node-I/node.log   node I's stderr (appended across restarts)

@@ -8,6 +8,8 @@ use std::time::Duration;
 use clap::Parser;
 use raft_store::NodeId;
 
+mod secret;
+
 /// Errors in the configuration, reported before the node starts.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -26,9 +28,23 @@ pub enum ConfigError {
     /// The cluster secret is too short to be a secret.
     #[error("the cluster secret must be at least 8 characters")]
     WeakSecret,
+    /// A node with peers was given no secret, or one that is published (a former built-in
+    /// default or a documentation placeholder).
+    #[error("{0}")]
+    Secret(String),
     /// Neither or both of `--peers` and `--join`, or a join without a usable address.
     #[error("{0}")]
     Membership(String),
+}
+
+/// How the node writes its log lines (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event (colours on a terminal).
+    Text,
+    /// One JSON object per line, with the span fields (the request id among them), for log
+    /// shippers.
+    Json,
 }
 
 /// The node's configuration.
@@ -44,22 +60,19 @@ pub struct Config {
     #[arg(long, env = "RAFTKA_NODE_ID", default_value_t = 0)]
     pub id: NodeId,
 
-    /// Address to listen on for HTTP (clients and peers).
-    #[arg(long, env = "RAFTKA_LISTEN", default_value = "127.0.0.1:9092")]
+    /// Address to listen on for HTTP (clients and peers). The CLI's default `--bootstrap`.
+    #[arg(long, env = "RAFTKA_LISTEN", default_value = "127.0.0.1:19091")]
     pub listen: SocketAddr,
 
-    /// Directory for this node's RocksDB.
-    #[arg(long, env = "RAFTKA_DATA_DIR", default_value = "./data")]
+    /// Directory for this node's data (RocksDB, its id, a single node's generated secret).
+    #[arg(long, env = "RAFTKA_DATA_DIR", default_value = "./raftka-data")]
     pub data_dir: PathBuf,
 
-    /// Every node of the initial cluster, this one included: `1=127.0.0.1:9092,2=…`. Only
-    /// for the nodes that form a new cluster; a node added later uses `--join`.
-    #[arg(
-        long,
-        env = "RAFTKA_PEERS",
-        value_delimiter = ',',
-        required_unless_present = "join"
-    )]
+    /// Every node of the initial cluster, this one included: `1=127.0.0.1:19091,2=…`. Only
+    /// for the nodes that form a new cluster; a node added later uses `--join`. Without
+    /// `--peers` and `--join` the node forms a cluster of its own (a single node, id 1 unless
+    /// `--id` is given).
+    #[arg(long, env = "RAFTKA_PEERS", value_delimiter = ',')]
     pub peers: Vec<String>,
 
     /// Join a running cluster through any of these nodes (`host:port`, comma-separated)
@@ -85,14 +98,26 @@ pub struct Config {
     #[arg(long, env = "RAFTKA_VOTER_REPAIR_MS", default_value_t = 10_000)]
     pub voter_repair_ms: u64,
 
-    /// Shared secret that every internal (node-to-node) request must carry.
+    /// Shared secret that every internal (node-to-node) request must carry: the same on every
+    /// node, at least 8 characters. Required when the node has peers (`--peers` with others,
+    /// or `--join`); a single node without one generates a random secret and keeps it in
+    /// `<data-dir>/cluster-secret` (give that file to nodes that join it later).
     #[arg(
         long,
         env = "RAFTKA_CLUSTER_SECRET",
-        default_value = "raftka-dev-secret",
-        hide_env_values = true
+        hide_env_values = true,
+        conflicts_with = "secret_file"
     )]
-    pub secret: String,
+    pub secret: Option<String>,
+
+    /// Read the cluster secret from this file (surrounding whitespace ignored) instead of
+    /// `--secret`, so it shows neither in `ps` nor in the environment.
+    #[arg(long, env = "RAFTKA_CLUSTER_SECRET_FILE")]
+    pub secret_file: Option<PathBuf>,
+
+    /// Log lines as `text` or `json` (one object per line); `RUST_LOG` picks what is logged.
+    #[arg(long, env = "RAFTKA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     /// Raft heartbeat interval in milliseconds.
     #[arg(long, env = "RAFTKA_HEARTBEAT_MS", default_value_t = 250)]
@@ -181,7 +206,9 @@ impl Config {
             metadata_voters: 3,
             max_concurrent_moves: 2,
             voter_repair_ms: 3_000,
-            secret: "raftka-test-secret".into(),
+            secret: Some("raftka-test-secret".into()),
+            secret_file: None,
+            log_format: LogFormat::Text,
             heartbeat_ms: 100,
             election_min_ms: 500,
             election_max_ms: 1000,
@@ -209,6 +236,46 @@ impl Config {
         let mut c = Self::for_node(id.unwrap_or(0), listen, data_dir, &BTreeMap::new());
         c.join = vec![seed.to_string()];
         c
+    }
+
+    /// Fills in what the flags leave to the node and checks the whole: a node given neither
+    /// `--peers` nor `--join` forms a single-node cluster of its own; the cluster secret is read
+    /// from `--secret-file`, or for a single node without one, generated once and kept in
+    /// `<data-dir>/cluster-secret` (the data directory is created for it). Idempotent.
+    ///
+    /// # Errors
+    /// The first problem found, or an unreadable secret file.
+    pub fn prepare(&mut self) -> Result<(), ConfigError> {
+        if self.peers.is_empty() && self.join.is_empty() {
+            if self.id == 0 {
+                self.id = 1;
+            }
+            self.peers = vec![format!("{}={}", self.id, self.advertised())];
+        }
+        if let Some(path) = self.secret_file.take() {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                ConfigError::Secret(format!("--secret-file {}: {e}", path.display()))
+            })?;
+            self.secret = Some(text.trim().to_string());
+        }
+        if self.secret.is_none() && self.is_single_node() {
+            self.secret = Some(secret::single_node_secret(&self.data_dir)?);
+        }
+        self.validate()
+    }
+
+    /// True when this node forms a cluster of its own: `--peers` names only itself and it
+    /// does not join another.
+    pub fn is_single_node(&self) -> bool {
+        self.join.is_empty()
+            && self.peers.len() == 1
+            && self.peer_map().is_ok_and(|p| p.contains_key(&self.id))
+    }
+
+    /// The cluster secret (empty before [`Config::prepare`] resolved it, which `validate`
+    /// refuses).
+    pub fn cluster_secret(&self) -> &str {
+        self.secret.as_deref().unwrap_or_default()
     }
 
     /// The address others reach this node at.
@@ -265,7 +332,7 @@ impl Config {
             }
             (true, true) => {
                 return Err(ConfigError::Membership(
-                    "give --peers (a new cluster) or --join (a running one)".into(),
+                    "no --peers and no --join: Config::prepare makes a single node's".into(),
                 ))
             }
             (false, true) if !peers.contains_key(&self.id) || self.id == 0 => {
@@ -292,8 +359,28 @@ impl Config {
                 "--metadata-voters must be at least 1".into(),
             ));
         }
-        if self.secret.len() < 8 {
-            return Err(ConfigError::WeakSecret);
+        match self.secret.as_deref() {
+            None if self.is_single_node() => {
+                return Err(ConfigError::Secret(
+                    "no cluster secret: Config::prepare generates a single node's".into(),
+                ))
+            }
+            None => {
+                return Err(ConfigError::Secret(
+                    "a node with peers needs the cluster secret: give every node the same \
+                     --secret-file (or --secret / RAFTKA_CLUSTER_SECRET), for example made with \
+                     `head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n' > secret`"
+                        .into(),
+                ))
+            }
+            Some(s) if s.len() < 8 => return Err(ConfigError::WeakSecret),
+            Some(s) if secret::is_published(s) && !self.is_single_node() => {
+                return Err(ConfigError::Secret(format!(
+                    "the cluster secret '{s}' is published (a former default or an example): \
+                     anyone who can reach a node could forge Raft messages; choose a random one"
+                )))
+            }
+            Some(_) => {}
         }
         if self.heartbeat_ms == 0 || self.election_min_ms <= self.heartbeat_ms * 2 {
             return Err(ConfigError::Timing(
@@ -344,6 +431,75 @@ mod tests {
         assert!(matches!(c.validate(), Err(ConfigError::SelfNotInPeers(1))));
         c.peers = vec!["1=a:1".into(), "1=b:2".into()];
         assert!(matches!(c.validate(), Err(ConfigError::DuplicatePeer(1))));
+    }
+
+    #[test]
+    fn no_flags_make_a_single_node_with_its_own_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("d");
+        let mut c =
+            Config::try_parse_from(["raftka-node", "--data-dir", data.to_str().unwrap()]).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:19091");
+        c.prepare().unwrap();
+        assert_eq!(c.id, 1);
+        assert_eq!(c.peers, vec!["1=127.0.0.1:19091".to_string()]);
+        assert!(c.is_single_node());
+        let secret = c.cluster_secret().to_string();
+        assert_eq!(secret.len(), 64);
+        let mut again =
+            Config::try_parse_from(["raftka-node", "--data-dir", data.to_str().unwrap()]).unwrap();
+        again.prepare().unwrap();
+        assert_eq!(again.cluster_secret(), secret, "a restart keeps the secret");
+        let default = Config::try_parse_from(["raftka-node"]).unwrap();
+        assert_eq!(default.data_dir, PathBuf::from("./raftka-data"));
+    }
+
+    #[test]
+    fn a_node_with_peers_needs_a_private_secret() {
+        let mut c = base();
+        c.secret = None;
+        assert!(matches!(c.prepare(), Err(ConfigError::Secret(_))));
+        c.secret = Some("raftka-dev-secret".into());
+        assert!(matches!(c.prepare(), Err(ConfigError::Secret(_))));
+        c.secret = Some("short".into());
+        assert!(matches!(c.prepare(), Err(ConfigError::WeakSecret)));
+        let mut joiner = Config::for_joining_node(
+            None,
+            "127.0.0.1:0".parse().unwrap(),
+            "/x".into(),
+            "127.0.0.1:1",
+        );
+        joiner.secret = None;
+        assert!(matches!(joiner.prepare(), Err(ConfigError::Secret(_))));
+        // A single node may still use the old default (nobody else can be forged into it).
+        let mut single = base();
+        single.peers = vec!["1=127.0.0.1:1".into()];
+        single.secret = Some("raftka-dev-secret".into());
+        single.prepare().unwrap();
+    }
+
+    #[test]
+    fn the_secret_can_come_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "  0123456789abcdef\n").unwrap();
+        let mut c = base();
+        c.secret = None;
+        c.secret_file = Some(file.clone());
+        c.prepare().unwrap();
+        assert_eq!(c.cluster_secret(), "0123456789abcdef");
+        let mut missing = base();
+        missing.secret = None;
+        missing.secret_file = Some(dir.path().join("nope"));
+        assert!(matches!(missing.prepare(), Err(ConfigError::Secret(_))));
+        let both = Config::try_parse_from([
+            "raftka-node",
+            "--secret",
+            "0123456789abcdef",
+            "--secret-file",
+            file.to_str().unwrap(),
+        ]);
+        assert!(both.is_err(), "--secret and --secret-file conflict");
     }
 
     #[test]

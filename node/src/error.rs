@@ -6,6 +6,8 @@
 //! `ApiError` is postcard-encoded and its code travels by number (see
 //! `raftka_protocol::error`).
 
+use std::sync::Arc;
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -101,6 +103,7 @@ impl ApiError {
     pub fn into_response_with_offsets(self, offsets: Vec<ProducedRecord>) -> Response {
         let mut body = self.clone().for_write().body();
         body.offsets = Some(offsets);
+        body.request_id = current_request_id().map(|id| id.to_string());
         self.log();
         (self.status(), axum::Json(body)).into_response()
     }
@@ -113,19 +116,36 @@ impl ApiError {
     }
 }
 
+/// What the answer to a request needs to know about it, whichever layer answers (a handler, an
+/// extractor's rejection, the router's fallback). Set by [`crate::api::request_span`].
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// Any method but GET and HEAD: its errors carry `outcome`.
+    pub is_write: bool,
+    /// The request id: in the `request` span (so in every log line of the request), the
+    /// `x-request-id` header, every error body, and the requests forwarded for it.
+    pub id: Arc<str>,
+}
+
 tokio::task_local! {
-    /// Whether the request being answered is a write (any method but GET and HEAD): its
-    /// errors then carry `outcome`, whichever layer produced them (a handler, an extractor's
-    /// rejection, the router's fallback). Set by [`crate::api::request_span`].
-    pub static WRITE_REQUEST: bool;
+    /// The request being answered on this task.
+    pub static REQUEST: RequestContext;
+}
+
+/// The id of the request this task answers, if any.
+pub fn current_request_id() -> Option<Arc<str>> {
+    REQUEST.try_with(|r| r.id.clone()).ok()
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let is_write = WRITE_REQUEST.try_with(|w| *w).unwrap_or(false);
+        let request = REQUEST.try_with(Clone::clone).ok();
+        let is_write = request.as_ref().is_some_and(|r| r.is_write);
         let this = if is_write { self.for_write() } else { self };
         this.log();
-        let mut resp = (this.status(), axum::Json(this.body())).into_response();
+        let mut body = this.body();
+        body.request_id = request.map(|r| r.id.to_string());
+        let mut resp = (this.status(), axum::Json(body)).into_response();
         if this.code == ErrorCode::PayloadTooLarge {
             // The body may be left unread on the connection, which the server then closes:
             // say so, so that a client does not send its next request down it.

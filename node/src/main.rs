@@ -1,27 +1,44 @@
 //! The `raftka-node` binary: parse flags, set up logging, run until SIGTERM or Ctrl-C.
 
 use clap::Parser;
+use raftka_node::config::LogFormat;
 use raftka_node::Config;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let config = Config::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    if let Err(e) = config.validate() {
+    let mut config = Config::parse();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
+    let logger = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => logger
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // One object per line; the fields of the current span (the request id) sit at the top
+        // level of each line's `span` object, and all enclosing spans are in `spans`.
+        LogFormat::Json => logger
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
+    if let Err(e) = config.prepare() {
         eprintln!("raftka-node: {e}");
         return std::process::ExitCode::from(2);
     }
     let mut shown = config.clone();
-    shown.secret = "<redacted>".into();
+    shown.secret = Some("<redacted>".into());
     tracing::info!(config = ?shown, "starting");
+    if config.is_single_node() {
+        tracing::info!(
+            data_dir = %config.data_dir.display(),
+            "single-node cluster: topics get replication factor 1; other nodes can join it \
+             later (--join, with this node's cluster secret)"
+        );
+    }
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(e) => {

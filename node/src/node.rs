@@ -72,7 +72,7 @@ impl Node {
     /// # Errors
     /// On bad configuration, storage failure or an openraft start failure.
     pub async fn start(mut config: Config, faults: NetFaults) -> Result<Node, StartError> {
-        config.validate()?;
+        config.prepare()?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             StartError::Other(format!("data dir {}: {e}", config.data_dir.display()))
         })?;
@@ -85,8 +85,13 @@ impl Node {
             config.peer_map()?
         };
         let store = Store::open_with(&config.data_dir, config.store_options())?;
-        let transport = Transport::new(config.id, peers.clone(), config.secret.clone(), faults)
-            .map_err(|e| StartError::Other(e.to_string()))?;
+        let transport = Transport::new(
+            config.id,
+            peers.clone(),
+            config.cluster_secret().to_string(),
+            faults,
+        )
+        .map_err(|e| StartError::Other(e.to_string()))?;
         let raft_config =
             crate::raft::raft_config(&config).map_err(|e| StartError::Raft(e.to_string()))?;
 

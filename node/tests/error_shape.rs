@@ -18,6 +18,7 @@ fn assert_shape(status: u16, body: &Value, want_status: u16, want: &str, outcome
     assert_eq!(code / 100, u64::from(want_status), "{body}");
     assert!(body["message"].as_str().is_some(), "{body}");
     assert!(body["retriable"].is_boolean(), "{body}");
+    assert!(body["request_id"].as_str().is_some(), "{body}");
     match outcome {
         Some(o) => assert_eq!(body["outcome"], o, "{body}"),
         None => assert!(body.get("outcome").is_none(), "{body}"),
@@ -229,5 +230,41 @@ async fn every_rejected_write_says_not_applied_in_the_json_shape() {
     // Nothing was written.
     let after = vec![c.read_all(3, "t", 0).await, c.read_all(3, "t", 1).await];
     assert_eq!(before, after);
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_names_its_request() {
+    let c = TestCluster::start(1).await;
+    let produce = |id: Option<&'static str>| {
+        let mut req = c
+            .http
+            .post(c.url(1, "/v1/topics/missing/records"))
+            .json(&json!({"records": [{"value": 1}]}));
+        if let Some(id) = id {
+            req = req.header("x-request-id", id);
+        }
+        req.send()
+    };
+    // A caller's sane id is kept: in the header and in the error body.
+    let r = produce(Some("checkout-7f3a:1")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    assert_eq!(r.headers()["x-request-id"], "checkout-7f3a:1");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["request_id"], "checkout-7f3a:1", "{body}");
+    // Without one, or with one that is not a plain token, the node makes its own.
+    let long: &'static str = Box::leak("a".repeat(65).into_boxed_str());
+    for given in [None, Some("two words"), Some("a/b"), Some(long)] {
+        let r = produce(given).await.unwrap();
+        let header = r.headers()["x-request-id"].to_str().unwrap().to_string();
+        assert_eq!(header.len(), 16, "{header}");
+        assert!(header.bytes().all(|b| b.is_ascii_hexdigit()), "{header}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["request_id"], header.as_str(), "{body}");
+    }
+    // Two requests never share a made-up id.
+    let a = produce(None).await.unwrap();
+    let b = produce(None).await.unwrap();
+    assert_ne!(a.headers()["x-request-id"], b.headers()["x-request-id"]);
     c.shutdown().await;
 }

@@ -179,6 +179,9 @@ pub struct ErrorBody {
     /// A produce that failed on some partitions: every record's placement, offset or error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offsets: Option<Vec<ProducedRecord>>,
+    /// The id of the request (also in the `x-request-id` header and the server's log lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl ErrorBody {
@@ -194,6 +197,7 @@ impl ErrorBody {
             log_start_offset: None,
             high_watermark: None,
             offsets: None,
+            request_id: None,
         }
     }
 

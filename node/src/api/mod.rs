@@ -13,7 +13,7 @@ pub mod membership;
 pub mod produce;
 pub mod topics;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, Method};
@@ -23,10 +23,8 @@ use axum::routing::get;
 use axum::Router;
 use tracing::Instrument;
 
-use crate::error::{ApiError, ErrorCode, WRITE_REQUEST};
+use crate::error::{ApiError, ErrorCode, RequestContext, REQUEST};
 use crate::node::Node;
-
-static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
 
 /// The public router.
 pub fn router(node: Node) -> Router {
@@ -127,13 +125,39 @@ pub const MAX_URI_BYTES: usize = 8 * 1024;
 /// Most accepted bytes of request headers (names and values).
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
-/// Wraps each request in a `request` span with an id, echoed in `x-request-id`; marks writes
-/// (so their errors carry `outcome`); refuses an oversized URI or header block in the JSON
-/// error shape.
+/// The header that carries a request's id, both ways.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The longest request id taken from a client.
+const MAX_REQUEST_ID_BYTES: usize = 64;
+
+/// The request's id: the client's `x-request-id` when it is a sane token (1 to 64 of
+/// `A-Z a-z 0-9 - _ . :`), so a caller or a forwarding node can follow it through the logs;
+/// otherwise a new random one (16 hex digits).
+fn request_id(req: &Request) -> Arc<str> {
+    let given = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= MAX_REQUEST_ID_BYTES
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        });
+    match given {
+        Some(id) => Arc::from(id),
+        None => Arc::from(format!("{:016x}", rand::random::<u64>())),
+    }
+}
+
+/// Wraps each request in a `request` span with its id (so every log line of the request
+/// carries it), echoed in `x-request-id` and in every error body; marks writes (so their errors
+/// carry `outcome`); refuses an oversized URI or header block in the JSON error shape.
 pub async fn request_span(req: Request, next: Next) -> Response {
-    let id = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
+    let id = request_id(&req);
     let is_write = !matches!(*req.method(), Method::GET | Method::HEAD);
-    let span = tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), request_id = id);
+    let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id);
     let header_bytes: usize = req
         .headers()
         .iter()
@@ -155,9 +179,24 @@ pub async fn request_span(req: Request, next: Next) -> Response {
             None => next.run(req).await,
         }
     };
-    let mut resp = WRITE_REQUEST.scope(is_write, answer).instrument(span).await;
-    if let Ok(v) = HeaderValue::from_str(&id.to_string()) {
-        resp.headers_mut().insert("x-request-id", v);
+    let context = RequestContext {
+        is_write,
+        id: id.clone(),
+    };
+    let started = std::time::Instant::now();
+    let mut resp = REQUEST
+        .scope(context, answer)
+        .instrument(span.clone())
+        .await;
+    span.in_scope(|| {
+        tracing::debug!(
+            status = resp.status().as_u16(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "answered"
+        );
+    });
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
     resp
 }

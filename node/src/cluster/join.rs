@@ -70,7 +70,7 @@ pub async fn join(
     let transport = Transport::new(
         known.unwrap_or(0),
         BTreeMap::new(),
-        config.secret.clone(),
+        config.cluster_secret().to_string(),
         faults.clone(),
     )
     .map_err(|e| StartError::Other(e.to_string()))?;

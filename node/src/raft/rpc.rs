@@ -50,7 +50,7 @@ async fn require_secret(State(node): State<Node>, req: Request, next: Next) -> R
     let ok = req
         .headers()
         .get(SECRET_HEADER)
-        .is_some_and(|v| secret_matches(v.as_bytes(), node.config().secret.as_bytes()));
+        .is_some_and(|v| secret_matches(v.as_bytes(), node.config().cluster_secret().as_bytes()));
     if !ok {
         return ApiError::new(
             ErrorCode::Unauthorized,

@@ -240,14 +240,20 @@ impl Transport {
         timeout: Duration,
     ) -> Result<bytes::Bytes, SendError> {
         let url = format!("http://{addr}{path}");
-        let resp = self
+        let mut request = self
             .inner
             .http
             .post(url)
             .header(SECRET_HEADER, &self.inner.secret)
             .header(WIRE_VERSION_HEADER, WIRE_VERSION)
             .header(SENDER_HEADER, self.inner.self_id)
-            .header("content-type", "application/octet-stream")
+            .header("content-type", "application/octet-stream");
+        // A request forwarded for a client's request keeps its id, so the leader's log lines
+        // carry the same one.
+        if let Some(id) = crate::error::current_request_id() {
+            request = request.header(crate::api::REQUEST_ID_HEADER, &*id);
+        }
+        let resp = request
             .timeout(timeout)
             .body(body)
             .send()
