@@ -89,6 +89,10 @@ error_codes! {
     InvalidTopic = (40003, "invalid_topic", 400, false, NotApplied),
     /// The request lacks the cluster secret (internal endpoints only).
     Unauthorized = (40101, "unauthorized", 401, false, NotApplied),
+    /// Authentication is required and the request has no valid bearer token.
+    Unauthenticated = (40102, "unauthenticated", 401, false, NotApplied),
+    /// The caller's principal lacks the ACL for this operation; nothing changed.
+    Forbidden = (40301, "forbidden", 403, false, NotApplied),
     /// The topic does not exist.
     TopicNotFound = (40401, "topic_not_found", 404, false, NotApplied),
     /// The partition does not exist in the topic.
@@ -101,6 +105,10 @@ error_codes! {
     GroupNotFound = (40405, "group_not_found", 404, false, NotApplied),
     /// The node id is not registered in the cluster.
     NodeNotFound = (40406, "node_not_found", 404, false, NotApplied),
+    /// No such user (or token of the user).
+    UserNotFound = (40407, "user_not_found", 404, false, NotApplied),
+    /// No ACL equal to the one to delete.
+    AclNotFound = (40408, "acl_not_found", 404, false, NotApplied),
     /// The method is not allowed on this route.
     MethodNotAllowed = (40501, "method_not_allowed", 405, false, NotApplied),
     /// The topic already exists.
@@ -116,6 +124,8 @@ error_codes! {
     /// The node's state does not allow the operation (e.g. `--dead` for a node that still
     /// answers, or placing replicas on a draining or removed node).
     InvalidNodeState = (40906, "invalid_node_state", 409, false, NotApplied),
+    /// A user of that name exists.
+    UserExists = (40907, "user_exists", 409, false, NotApplied),
     /// The request (body, URI or headers) is larger than the node accepts.
     PayloadTooLarge = (41301, "payload_too_large", 413, false, NotApplied),
     /// The requested offset is outside `[log_start_offset, high_watermark]`.
@@ -231,12 +241,16 @@ mod tests {
             (40002, "invalid_offset", 400, false, NotApplied),
             (40003, "invalid_topic", 400, false, NotApplied),
             (40101, "unauthorized", 401, false, NotApplied),
+            (40102, "unauthenticated", 401, false, NotApplied),
+            (40301, "forbidden", 403, false, NotApplied),
             (40401, "topic_not_found", 404, false, NotApplied),
             (40402, "partition_not_found", 404, false, NotApplied),
             (40403, "unknown_member", 404, false, NotApplied),
             (40404, "not_found", 404, false, NotApplied),
             (40405, "group_not_found", 404, false, NotApplied),
             (40406, "node_not_found", 404, false, NotApplied),
+            (40407, "user_not_found", 404, false, NotApplied),
+            (40408, "acl_not_found", 404, false, NotApplied),
             (40501, "method_not_allowed", 405, false, NotApplied),
             (40901, "topic_exists", 409, false, NotApplied),
             (40902, "fenced", 409, false, NotApplied),
@@ -244,6 +258,7 @@ mod tests {
             (40904, "group_not_empty", 409, false, NotApplied),
             (40905, "reassignment_in_progress", 409, false, NotApplied),
             (40906, "invalid_node_state", 409, false, NotApplied),
+            (40907, "user_exists", 409, false, NotApplied),
             (41301, "payload_too_large", 413, false, NotApplied),
             (41601, "offset_out_of_range", 416, false, NotApplied),
             (41501, "unsupported_media_type", 415, false, NotApplied),

@@ -11,6 +11,7 @@
 //! - [`records`]: produce and fetch, and partition offsets.
 //! - [`groups`]: consumer groups (join, heartbeat, release, leave, commit, reset, describe).
 //! - [`cluster`]: cluster state, nodes, replica lag, health.
+//! - [`security`]: users, bearer tokens and ACLs.
 //! - [`partitioner`]: Kafka's murmur2 default partitioner, bit for bit.
 //!
 //! Readers are lenient where the server may grow (new optional fields default), writers emit
@@ -22,12 +23,14 @@ pub mod error;
 pub mod groups;
 pub mod partitioner;
 pub mod records;
+pub mod security;
 pub mod topics;
 
 pub use cluster::*;
 pub use error::{ErrorBody, ErrorCode, Outcome};
 pub use groups::*;
 pub use records::*;
+pub use security::*;
 pub use topics::*;
 
 /// A node's id in the cluster.
