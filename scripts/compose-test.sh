@@ -202,6 +202,6 @@ left_networks="$(docker network ls --filter "label=com.docker.compose.project=$p
 volumes="$(docker volume ls --filter "label=com.docker.compose.project=$project" -q | wc -l)"
 ((left_containers == 0 && left_networks == 0)) ||
     die "down left $left_containers container(s) and $left_networks network(s)"
-((volumes == 3)) || die "expected the 3 named volumes to survive down, found $volumes"
-info "down left only the 3 named volumes (now removed)"
+((volumes == 4)) || die "expected the 4 named volumes (3 data, 1 secret) to survive down, found $volumes"
+info "down left only the 4 named volumes (now removed)"
 echo "compose test: 1 passed, 0 failed"
