@@ -7,6 +7,7 @@ use raftka_protocol::{
     AlterConfigsRequest, AlterTopicRequest, CreateTopicRequest, ErrorBody, ErrorCode, ProduceReply,
     ProduceRequest, TopicDeleted,
 };
+use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -29,12 +30,52 @@ pub(crate) struct ProduceAck {
 
 /// A Raftka client. Any node serves any request; the client moves to the next bootstrap node
 /// when one cannot be reached. Cheap to clone.
+///
+/// With a bearer token ([`Client::with_token`]) every request it sends carries
+/// `Authorization: Bearer <token>`: the calls of this type, the [`Producer`](crate::Producer)'s
+/// and the [`Consumer`](crate::Consumer)'s built on it, and [`Client::send_raw`]. Its `Debug`
+/// output never shows the token.
 #[derive(Clone, Debug)]
 pub struct Client {
     http: reqwest::Client,
     nodes: std::sync::Arc<Vec<String>>,
     next: std::sync::Arc<AtomicUsize>,
     leaders: std::sync::Arc<LeaderCache>,
+    auth: Option<BearerToken>,
+}
+
+/// The `Authorization` header value of a bearer token, marked sensitive; `Debug` hides it.
+#[derive(Clone)]
+struct BearerToken(HeaderValue);
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bearer <redacted>")
+    }
+}
+
+impl BearerToken {
+    /// The header for `token`, which must be non-empty printable ASCII without spaces (the
+    /// characters of a bearer token). The error never quotes the token.
+    fn new(token: &str) -> Result<Self, Error> {
+        if token.is_empty() {
+            return Err(Error::Config("the token is empty".into()));
+        }
+        if let Some(bad) = token.chars().find(|c| !c.is_ascii_graphic()) {
+            let what = if bad.is_whitespace() {
+                "whitespace"
+            } else {
+                "a character that is not printable ASCII"
+            };
+            return Err(Error::Config(format!(
+                "the token contains {what}; a bearer token is printable ASCII without spaces"
+            )));
+        }
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| Error::Config("the token is not a valid header value".into()))?;
+        value.set_sensitive(true);
+        Ok(Self(value))
+    }
 }
 
 impl Client {
@@ -75,6 +116,65 @@ impl Client {
             nodes: std::sync::Arc::new(nodes),
             next: std::sync::Arc::new(AtomicUsize::new(0)),
             leaders: std::sync::Arc::default(),
+            auth: None,
+        })
+    }
+
+    /// This client with a bearer token: every request it (and every clone made afterwards,
+    /// [`Producer`](crate::Producer) and [`Consumer`](crate::Consumer) included) sends carries
+    /// `Authorization: Bearer <token>`. Nodes with authentication off ignore it.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), raftka_client::Error> {
+    /// let client = raftka_client::Client::new(["127.0.0.1:19091"])?.with_token("s3cr3t-t0ken")?;
+    /// println!("I am {}", client.whoami().await?.principal);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the token is empty or has characters a bearer token cannot
+    /// have (whitespace, control or non-ASCII characters); the message does not quote it.
+    pub fn with_token(mut self, token: impl AsRef<str>) -> Result<Self, Error> {
+        self.auth = Some(BearerToken::new(token.as_ref())?);
+        Ok(self)
+    }
+
+    /// This client without a bearer token.
+    pub fn without_token(mut self) -> Self {
+        self.auth = None;
+        self
+    }
+
+    /// Whether requests carry a bearer token.
+    pub fn has_token(&self) -> bool {
+        self.auth.is_some()
+    }
+
+    /// A client for other bootstrap addresses with this one's settings (its token and HTTP
+    /// connection pool), e.g. to leave out a node that is about to go away.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when no address is given.
+    pub fn with_bootstrap<I, S>(&self, bootstrap: I) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let nodes: Vec<String> = bootstrap
+            .into_iter()
+            .map(|s| s.as_ref().trim().to_string())
+            .filter(|s| !s.is_empty())
+            .map(|s| base_url(&s))
+            .collect();
+        if nodes.is_empty() {
+            return Err(Error::Config("no bootstrap address".into()));
+        }
+        Ok(Self {
+            http: self.http.clone(),
+            nodes: std::sync::Arc::new(nodes),
+            next: std::sync::Arc::new(AtomicUsize::new(0)),
+            leaders: std::sync::Arc::default(),
+            auth: self.auth.clone(),
         })
     }
 
@@ -121,6 +221,9 @@ impl Client {
         body: Option<bytes::Bytes>,
     ) -> Result<(StatusCode, bytes::Bytes), Error> {
         let mut req = self.http.request(method, format!("{base}{path}"));
+        if let Some(auth) = &self.auth {
+            req = req.header(AUTHORIZATION, auth.0.clone());
+        }
         if let Some(b) = body {
             req = req.header("content-type", "application/json").body(b);
         }
@@ -600,5 +703,252 @@ impl Client {
         let body = serde_json::to_vec(body)
             .map_err(|e| Error::Config(format!("request cannot be encoded: {e}")))?;
         self.call(method, path, Some(body.into())).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::test_server::{error_reply, Seen, TestServer};
+    use crate::{Consumer, ConsumerConfig, Producer, ProducerConfig};
+
+    const TOKEN: &str = "tok-3f9a1c_secret.value~42";
+
+    /// A one-node "cluster" with topic `t` (one partition led by node 1, this server) and
+    /// group `g`, answering every request the client, producer and consumer make.
+    fn fake_node(addr: &str, seen: &Seen) -> (u16, String) {
+        let path = seen.path.split('?').next().unwrap_or_default();
+        let reply = match (seen.method.as_str(), path) {
+            ("GET", "/v1/topics/t") => json!({
+                "name": "t", "replication_factor": 1, "configs": {},
+                "partitions": [{"partition": 0, "leader": 1, "replicas": [1],
+                                "high_watermark": 1, "log_start_offset": 0}]
+            }),
+            ("GET", "/v1/cluster") => json!({
+                "node_id": 1, "metadata_leader": 1, "partitions": [],
+                "nodes": [{"id": 1, "address": addr, "alive": true}]
+            }),
+            ("GET", "/v1/topics") => json!({"topics": []}),
+            ("POST", "/v1/topics/t/records") => {
+                let n = serde_json::from_str::<serde_json::Value>(&seen.body)
+                    .ok()
+                    .and_then(|b| b["records"].as_array().map(Vec::len))
+                    .unwrap_or(1);
+                let offsets: Vec<_> = (0..n)
+                    .map(|i| json!({"partition": 0, "offset": i}))
+                    .collect();
+                json!({ "offsets": offsets })
+            }
+            ("GET", "/v1/topics/t/partitions/0/records") => json!({
+                "records": [{"offset": 0, "timestamp_ms": 1, "key": null, "value": "x"}],
+                "high_watermark": 1, "log_start_offset": 0
+            }),
+            ("GET", "/v1/topics/t/partitions/0/offsets") => json!({"earliest": 0, "latest": 1}),
+            ("POST", "/v1/groups/g/members") => json!({
+                "member_id": "m1", "generation": 1, "session_timeout_ms": 30000,
+                "assignment": [{"topic": "t", "partition": 0}]
+            }),
+            ("POST", "/v1/groups/g/members/m1/heartbeat") => json!({
+                "generation": 1, "assignment": [{"topic": "t", "partition": 0}], "revoking": []
+            }),
+            ("GET", "/v1/groups/g/offsets") => {
+                json!({"group": "g", "generation": 1, "offsets": []})
+            }
+            ("POST", "/v1/groups/g/offsets") => json!({"committed": 1}),
+            ("DELETE", "/v1/groups/g/members/m1") => {
+                json!({"group": "g", "member_id": "m1", "left": true})
+            }
+            _ => return error_reply(ErrorCode::RouteNotFound),
+        };
+        (200, reply.to_string())
+    }
+
+    async fn start_fake_node() -> TestServer {
+        let addr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let a = addr.clone();
+        let server = TestServer::start(move |seen| fake_node(&a.lock().unwrap(), seen)).await;
+        *addr.lock().unwrap() = server.addr.clone();
+        server
+    }
+
+    fn assert_all_carry_token(seen: &[Seen], what: &str) {
+        assert!(!seen.is_empty(), "{what}: no request reached the server");
+        let expected = format!("Bearer {TOKEN}");
+        for s in seen {
+            assert_eq!(
+                s.authorization.as_deref(),
+                Some(expected.as_str()),
+                "{what}: {} {} without the token",
+                s.method,
+                s.path
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn every_kind_of_request_carries_the_token() {
+        let server = start_fake_node().await;
+        let client = Client::new([server.addr.as_str()])
+            .unwrap()
+            .with_token(TOKEN)
+            .unwrap();
+
+        // send_raw, call (GET), call_json, call_with_body.
+        let (status, _) = client
+            .send_raw(Method::GET, "/v1/topics", None)
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::OK);
+        client.list_topics().await.unwrap();
+        let _: serde_json::Value = client
+            .call_json(Method::GET, "/v1/topics", None)
+            .await
+            .unwrap();
+        let _: serde_json::Value = client
+            .call_with_body(Method::POST, "/v1/groups/g/offsets", &json!({}))
+            .await
+            .unwrap();
+        // A produce through any node, then (with the leader hint learned) fetches straight to
+        // the leader: send_via_leader's both paths, and the hint refresh's own requests.
+        client
+            .produce("t", &[NewRecord::json(json!(1))])
+            .await
+            .unwrap();
+        client.fetch("t", 0, 0, 10, 0).await.unwrap();
+        client.fetch("t", 0, 0, 10, 0).await.unwrap();
+        assert_all_carry_token(&server.seen(), "client calls");
+        let kinds: Vec<String> = server
+            .seen()
+            .iter()
+            .map(|s| format!("{} {}", s.method, s.path.split('?').next().unwrap_or("")))
+            .collect();
+        for k in [
+            "GET /v1/topics",
+            "POST /v1/groups/g/offsets",
+            "POST /v1/topics/t/records",
+            "GET /v1/topics/t",
+            "GET /v1/cluster",
+            "GET /v1/topics/t/partitions/0/records",
+        ] {
+            assert!(kinds.iter().any(|s| s == k), "{k} not sent: {kinds:?}");
+        }
+
+        // The batching producer (partition count, then produce to the partition's leader).
+        let before = server.seen().len();
+        let producer = Producer::new(
+            client.clone(),
+            ProducerConfig::default().linger(Duration::from_millis(1)),
+        );
+        let delivery = producer.send("t", NewRecord::json(json!(2))).await.unwrap();
+        producer.flush().await.unwrap();
+        delivery.await.unwrap();
+        let seen = server.seen();
+        assert!(seen[before..]
+            .iter()
+            .any(|s| s.method == "POST" && s.path == "/v1/topics/t/records"));
+        assert_all_carry_token(&seen[before..], "producer");
+
+        // The consumer: join, committed offsets, fetch, commit, leave.
+        let before = server.seen().len();
+        let mut consumer = Consumer::join(client.clone(), ConsumerConfig::new("g", &["t"]))
+            .await
+            .unwrap();
+        let records = consumer.poll().await.unwrap();
+        assert_eq!(records.len(), 1);
+        consumer.commit().await.unwrap();
+        consumer.close().await.unwrap();
+        let seen = server.seen();
+        for k in [
+            "POST /v1/groups/g/members",
+            "GET /v1/groups/g/offsets",
+            "GET /v1/topics/t/partitions/0/records",
+            "POST /v1/groups/g/offsets",
+            "DELETE /v1/groups/g/members/m1",
+        ] {
+            assert!(
+                seen[before..].iter().any(|s| format!(
+                    "{} {}",
+                    s.method,
+                    s.path.split('?').next().unwrap_or("")
+                ) == k),
+                "consumer: {k} not sent"
+            );
+        }
+        assert_all_carry_token(&seen[before..], "consumer");
+
+        // A client for other bootstrap nodes keeps the token; one without sends none.
+        let before = server.seen().len();
+        let other = client.with_bootstrap([server.addr.as_str()]).unwrap();
+        assert!(other.has_token());
+        other.list_topics().await.unwrap();
+        assert_all_carry_token(&server.seen()[before..], "with_bootstrap");
+        let anonymous = client.clone().without_token();
+        anonymous.list_topics().await.unwrap();
+        assert_eq!(server.seen().last().unwrap().authorization, None);
+    }
+
+    #[tokio::test]
+    async fn without_a_token_no_authorization_header_is_sent() {
+        let server = start_fake_node().await;
+        let client = Client::new([server.addr.as_str()]).unwrap();
+        assert!(!client.has_token());
+        client.list_topics().await.unwrap();
+        client
+            .produce("t", &[NewRecord::json(json!(1))])
+            .await
+            .unwrap();
+        assert!(server.seen().iter().all(|s| s.authorization.is_none()));
+    }
+
+    #[tokio::test]
+    async fn auth_errors_carry_their_codes() {
+        for code in [ErrorCode::Unauthenticated, ErrorCode::Forbidden] {
+            let server = TestServer::start(move |_| error_reply(code)).await;
+            let client = Client::new([server.addr.as_str()])
+                .unwrap()
+                .with_token(TOKEN)
+                .unwrap();
+            let e = client.list_topics().await.unwrap_err();
+            assert_eq!(e.error_code(), Some(code));
+            assert!(matches!(e, Error::Server { status, .. } if status == code.http_status()));
+            assert!(!e.to_string().contains(TOKEN));
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let client = Client::new(["127.0.0.1:1"])
+            .unwrap()
+            .with_token(TOKEN)
+            .unwrap();
+        for text in [format!("{client:?}"), format!("{client:#?}")] {
+            assert!(!text.contains(TOKEN), "{text}");
+            assert!(!text.contains("3f9a1c"), "{text}");
+            assert!(text.contains("Bearer <redacted>"), "{text}");
+        }
+        let clone = client.clone();
+        assert!(!format!("{clone:?}").contains(TOKEN));
+    }
+
+    #[test]
+    fn bad_tokens_are_refused_without_being_quoted() {
+        let client = || Client::new(["127.0.0.1:1"]).unwrap();
+        for bad in ["", "has space", "new\nline", "tab\there", "caf\u{e9}"] {
+            let e = client().with_token(bad).unwrap_err();
+            assert!(matches!(e, Error::Config(_)), "{bad:?}: {e}");
+            if !bad.is_empty() {
+                assert!(!e.to_string().contains(bad), "{e}");
+            }
+        }
+        // Base64url, hex, JWT-like and padded tokens are fine.
+        for good in ["abc", "a.b.c", "QUJD+/==", "x-y_z~1"] {
+            assert!(client().with_token(good).is_ok(), "{good}");
+        }
     }
 }

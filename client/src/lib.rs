@@ -23,6 +23,10 @@
 //! id and sequences, and the server answers a resend of a stored batch with its original
 //! offsets).
 //!
+//! With authentication required on the nodes, give the client a bearer token
+//! ([`Client::with_token`]); users, tokens and ACLs are managed through the calls of the
+//! [`security`] module.
+//!
 //! The request and reply types are those of the wire contract, [`raftka_protocol`], re-exported
 //! from [`types`]; errors carry the protocol's [`ErrorCode`] ([`Error::error_code`]).
 
@@ -33,6 +37,9 @@ mod leaders;
 pub mod membership;
 pub mod partitioner;
 pub mod producer;
+pub mod security;
+#[cfg(test)]
+mod test_server;
 pub mod types;
 
 pub use client::Client;

@@ -3,6 +3,10 @@
 //! cannot silently decode as a default on the other.
 
 pub use raftka_protocol::{
+    AclBinding, CreateUserRequest, Operation, PatternType, Permission, ResourceType, TokenCreated,
+    TokenInfo, UserInfo, WhoAmI,
+};
+pub use raftka_protocol::{
     AlterConfigsRequest, AlterTopicRequest, ClusterPartition, ClusterState, CommitReply,
     CommitRequest, CommittedOffset, CreateTopicRequest, FetchResponse, FetchedRecord, GroupDeleted,
     GroupDescription, GroupList, GroupMember, GroupOffsets, GroupPartition, GroupStateName,

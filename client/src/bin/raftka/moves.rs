@@ -238,7 +238,10 @@ async fn poller_without(client: &Client, node: NodeId) -> Client {
         return client.clone();
     };
     let others = other_addresses(client.nodes(), &state, node);
-    Client::new(&others).unwrap_or_else(|_| client.clone())
+    // Same settings (the bearer token above all), other nodes.
+    client
+        .with_bootstrap(&others)
+        .unwrap_or_else(|_| client.clone())
 }
 
 /// The bootstrap addresses (`http://host:port`) without `node`'s, or when none is left the
