@@ -47,6 +47,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// Whether clients must authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    /// Every client may do everything (logged at start).
+    Off,
+    /// Every request but the health and metrics probes needs a bearer token, and ACLs apply.
+    Required,
+}
+
 /// The node's configuration.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -114,6 +123,25 @@ pub struct Config {
     /// `--secret`, so it shows neither in `ps` nor in the environment.
     #[arg(long, env = "RAFTKA_CLUSTER_SECRET_FILE")]
     pub secret_file: Option<PathBuf>,
+
+    /// Client authentication: `off` (anyone who reaches the port may do anything) or
+    /// `required` (bearer tokens and ACLs). Use the same on every node.
+    #[arg(long, env = "RAFTKA_AUTH", value_enum, default_value_t = AuthMode::Off)]
+    pub auth: AuthMode,
+
+    /// The bootstrap admin token (a superuser that ACLs do not bind; at least 16 characters),
+    /// to create the first users and ACLs. Prefer `--admin-token-file`.
+    #[arg(
+        long,
+        env = "RAFTKA_ADMIN_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "admin_token_file"
+    )]
+    pub admin_token: Option<String>,
+
+    /// Read the bootstrap admin token from this file (surrounding whitespace ignored).
+    #[arg(long, env = "RAFTKA_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
 
     /// Log lines as `text` or `json` (one object per line); `RUST_LOG` picks what is logged.
     #[arg(long, env = "RAFTKA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -209,6 +237,9 @@ impl Config {
             secret: Some("raftka-test-secret".into()),
             secret_file: None,
             log_format: LogFormat::Text,
+            auth: AuthMode::Off,
+            admin_token: None,
+            admin_token_file: None,
             heartbeat_ms: 100,
             election_min_ms: 500,
             election_max_ms: 1000,
@@ -257,6 +288,12 @@ impl Config {
                 ConfigError::Secret(format!("--secret-file {}: {e}", path.display()))
             })?;
             self.secret = Some(text.trim().to_string());
+        }
+        if let Some(path) = self.admin_token_file.take() {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                ConfigError::Secret(format!("--admin-token-file {}: {e}", path.display()))
+            })?;
+            self.admin_token = Some(text.trim().to_string());
         }
         if self.secret.is_none() && self.is_single_node() {
             self.secret = Some(secret::single_node_secret(&self.data_dir)?);
@@ -381,6 +418,11 @@ impl Config {
                 )))
             }
             Some(_) => {}
+        }
+        if self.admin_token.as_deref().is_some_and(|t| t.len() < 16) {
+            return Err(ConfigError::Secret(
+                "the admin token must be at least 16 characters".into(),
+            ));
         }
         if self.heartbeat_ms == 0 || self.election_min_ms <= self.heartbeat_ms * 2 {
             return Err(ConfigError::Timing(

@@ -26,6 +26,7 @@
 //! The v1 wire types and the error table live in the `raftka-protocol` crate.
 
 pub mod api;
+pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod error;

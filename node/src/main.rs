@@ -31,7 +31,22 @@ async fn main() -> std::process::ExitCode {
     }
     let mut shown = config.clone();
     shown.secret = Some("<redacted>".into());
+    if shown.admin_token.is_some() {
+        shown.admin_token = Some("<redacted>".into());
+    }
     tracing::info!(config = ?shown, "starting");
+    match (config.auth, config.admin_token.is_some()) {
+        (raftka_node::config::AuthMode::Off, _) => tracing::warn!(
+            "auth is off: any client that reaches this node may produce, read, alter and \
+             delete anything (--auth required turns on bearer tokens and ACLs)"
+        ),
+        (raftka_node::config::AuthMode::Required, false) => tracing::info!(
+            "auth required, no --admin-token-file: only users created earlier can sign in"
+        ),
+        (raftka_node::config::AuthMode::Required, true) => {
+            tracing::info!("auth required; the bootstrap admin token is set")
+        }
+    }
     if config.is_single_node() {
         tracing::info!(
             data_dir = %config.data_dir.display(),

@@ -14,16 +14,22 @@ use raftka_protocol::{
     StorageStats,
 };
 
+use crate::auth::Caller;
 use crate::cluster::leader_balance::MAX_TAKEOVER_LAG;
 use crate::cluster::membership::NodeLife;
 use crate::cluster::metadata::{MetaState, PartitionMeta};
 use crate::error::{ApiError, ErrorCode};
 use crate::node::Node;
 use crate::partition::PartitionStatus;
+use raftka_protocol::Operation;
 
 /// `GET /v1/cluster`: nodes, the metadata leader, and every partition's leader, replicas and
 /// (from its leader) each follower's replication lag.
-pub async fn cluster(State(node): State<Node>) -> Json<ClusterState> {
+pub async fn cluster(
+    State(node): State<Node>,
+    caller: Caller,
+) -> Result<Json<ClusterState>, ApiError> {
+    caller.cluster(Operation::Describe)?;
     let meta = node.metadata();
     let groups: Vec<_> = meta
         .all_groups()
@@ -67,7 +73,7 @@ pub async fn cluster(State(node): State<Node>) -> Json<ClusterState> {
         })
         .collect();
     let stats = node.store().stats();
-    Json(ClusterState {
+    Ok(Json(ClusterState {
         node_id: node.id(),
         metadata_leader: node.meta_leader(),
         nodes,
@@ -83,7 +89,7 @@ pub async fn cluster(State(node): State<Node>) -> Json<ClusterState> {
                 .map(|(_, m)| m.to_protocol())
                 .collect(),
         ),
-    })
+    }))
 }
 
 /// Every node: the registry's (removed ones included) and any peer it does not hold yet, with
@@ -142,8 +148,12 @@ fn node_infos(
 
 /// `POST /v1/cluster/rebalance-leaders`: hands every partition not led by its preferred
 /// replica back to it, where that replica is alive and caught up.
-pub async fn rebalance_leaders(State(node): State<Node>) -> Json<LeaderRebalance> {
-    Json(node.rebalance_leaders().await)
+pub async fn rebalance_leaders(
+    State(node): State<Node>,
+    caller: Caller,
+) -> Result<Json<LeaderRebalance>, ApiError> {
+    caller.cluster(Operation::Alter)?;
+    Ok(Json(node.rebalance_leaders().await))
 }
 
 /// `GET /healthz`: the process serves.

@@ -10,10 +10,12 @@ use raftka_protocol::{PartitionOffsets, TimestampLookup};
 use serde_json::value::RawValue;
 
 use super::extract::{parse_partition, ApiPath, ApiQuery};
+use crate::auth::Caller;
 use crate::cluster::metadata::PartitionMeta;
 use crate::error::{ApiError, ErrorCode};
 use crate::node::Node;
 use crate::partition::FetchRequest;
+use raftka_protocol::Operation;
 
 /// A fetch reply as the server writes it: JSON values as their stored text, `null` for binary.
 type FetchResponseDto = raftka_protocol::FetchResponse<Option<Box<RawValue>>>;
@@ -56,9 +58,11 @@ fn bounded(q: &ApiQuery, name: &str, default: u64, max: u64) -> Result<u64, ApiE
 /// `GET /v1/topics/{t}/partitions/{p}/records`.
 pub async fn records(
     State(node): State<Node>,
+    caller: Caller,
     ApiPath((topic, partition)): ApiPath<(String, String)>,
     q: ApiQuery,
 ) -> Result<Json<FetchResponseDto>, ApiError> {
+    caller.topic(&topic, Operation::Read)?;
     let offset = q.u64("offset", ErrorCode::InvalidOffset)?.ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidOffset,
@@ -116,9 +120,11 @@ pub async fn records(
 /// (`null` when no record is that recent), as Kafka's ListOffsets.
 pub async fn offsets(
     State(node): State<Node>,
+    caller: Caller,
     ApiPath((topic, partition)): ApiPath<(String, String)>,
     q: ApiQuery,
 ) -> Result<Json<PartitionOffsets>, ApiError> {
+    caller.topic(&topic, Operation::Describe)?;
     let timestamp = q.i64("timestamp_ms", ErrorCode::BadRequest)?;
     let p = partition_of(&node, &topic, &partition).await?;
     if let Some(t) = timestamp {

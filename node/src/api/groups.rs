@@ -15,10 +15,12 @@ use raftka_protocol::{
 
 use super::extract::{ApiJson, ApiPath};
 use super::topics::validate_topic_name;
+use crate::auth::Caller;
 use crate::cluster::groups::{GroupError, GroupState, TopicPartition};
 use crate::cluster::metadata::{MetaCommand, MetaResponse};
 use crate::error::{ApiError, ErrorCode};
 use crate::node::Node;
+use raftka_protocol::{Operation, ResourceType};
 
 /// A partition's Raft group and replicas.
 type PartitionLocation = (u64, Vec<u64>);
@@ -92,9 +94,14 @@ async fn group_write(node: &Node, group: &str, cmd: MetaCommand) -> Result<MetaR
 /// `POST /v1/groups/{g}/members`: join (or rejoin).
 pub async fn join(
     State(node): State<Node>,
+    caller: Caller,
     ApiPath(group): ApiPath<String>,
     ApiJson(req): ApiJson<JoinRequest>,
 ) -> Result<Json<JoinReply>, ApiError> {
+    caller.group(&group, Operation::Read)?;
+    for t in &req.topics {
+        caller.topic(t, Operation::Describe)?;
+    }
     validate_group(&group)?;
     if req.topics.is_empty() {
         return Err(ApiError::bad_request(
@@ -147,8 +154,10 @@ pub async fn join(
 /// `POST /v1/groups/{g}/members/{m}/heartbeat`.
 pub async fn heartbeat(
     State(node): State<Node>,
+    caller: Caller,
     ApiPath((group, member)): ApiPath<(String, String)>,
 ) -> Result<Json<HeartbeatReply>, ApiError> {
+    caller.group(&group, Operation::Read)?;
     let r = node.group_heartbeat(&group, &member).await?;
     Ok(Json(HeartbeatReply {
         generation: r.generation,
@@ -160,23 +169,27 @@ pub async fn heartbeat(
 /// `POST /v1/groups/{g}/members/{m}/release`: give up revoked partitions (after committing).
 pub async fn release(
     State(node): State<Node>,
+    caller: Caller,
     ApiPath((group, member)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<ReleaseRequest>,
 ) -> Result<Json<HeartbeatReply>, ApiError> {
+    caller.group(&group, Operation::Read)?;
     let cmd = MetaCommand::Release {
         group: group.clone(),
         member_id: member.clone(),
         generation: body.generation,
     };
     group_write(&node, &group, cmd).await?;
-    heartbeat(State(node), ApiPath((group, member))).await
+    heartbeat(State(node), caller, ApiPath((group, member))).await
 }
 
 /// `DELETE /v1/groups/{g}/members/{m}`: leave the group.
 pub async fn leave(
     State(node): State<Node>,
+    caller: Caller,
     ApiPath((group, member)): ApiPath<(String, String)>,
 ) -> Result<Json<LeaveReply>, ApiError> {
+    caller.group(&group, Operation::Read)?;
     let cmd = MetaCommand::RemoveMembers {
         group: group.clone(),
         members: vec![member.clone()],
@@ -233,9 +246,14 @@ async fn validate_offsets(
 /// `POST /v1/groups/{g}/offsets`: commit, fenced by member and generation.
 pub async fn commit(
     State(node): State<Node>,
+    caller: Caller,
     ApiPath(group): ApiPath<String>,
     ApiJson(req): ApiJson<CommitRequest>,
 ) -> Result<Json<CommitReply>, ApiError> {
+    caller.group(&group, Operation::Read)?;
+    for o in &req.offsets {
+        caller.topic(&o.topic, Operation::Read)?;
+    }
     if req.offsets.is_empty() {
         return Err(ApiError::bad_request("'offsets' is empty").for_write());
     }
@@ -266,8 +284,10 @@ async fn fresh_group(node: &Node, group: &str) -> Result<GroupState, ApiError> {
 /// `GET /v1/groups/{g}/offsets`: committed offsets (the next offsets to read).
 pub async fn committed(
     State(node): State<Node>,
+    caller: Caller,
     ApiPath(group): ApiPath<String>,
 ) -> Result<Json<GroupOffsets>, ApiError> {
+    caller.group(&group, Operation::Describe)?;
     let g = fresh_group(&node, &group).await?;
     Ok(Json(GroupOffsets {
         group,
@@ -279,9 +299,12 @@ pub async fn committed(
 /// `POST /v1/groups/{g}/offsets/reset`: only while the group has no members.
 pub async fn reset(
     State(node): State<Node>,
+    caller: Caller,
     ApiPath(group): ApiPath<String>,
     ApiJson(req): ApiJson<ResetRequest>,
 ) -> Result<Json<ResetReply>, ApiError> {
+    caller.group(&group, Operation::Read)?;
+    caller.topic(&req.topic, Operation::Read)?;
     validate_group(&group)?;
     let topic = node.topic(&req.topic).await?;
     let parts: Vec<u32> = req
@@ -346,13 +369,14 @@ pub async fn reset(
 }
 
 /// `GET /v1/groups`.
-pub async fn list(State(node): State<Node>) -> Result<Json<GroupList>, ApiError> {
+pub async fn list(State(node): State<Node>, caller: Caller) -> Result<Json<GroupList>, ApiError> {
     if node.catch_up_metadata().await.is_err() {
         tracing::debug!("listing groups from possibly stale local metadata");
     }
     let groups = node.with_metadata(|m| {
         m.groups
             .iter()
+            .filter(|(name, _)| caller.may(ResourceType::Group, name, Operation::Describe))
             .map(|(name, g)| GroupSummary {
                 group: name.clone(),
                 members: g.members.len(),
@@ -371,8 +395,10 @@ pub async fn list(State(node): State<Node>) -> Result<Json<GroupList>, ApiError>
 /// `GET /v1/groups/{g}`: members, assignment, and per partition committed offset, end offset, lag.
 pub async fn describe(
     State(node): State<Node>,
+    caller: Caller,
     ApiPath(group): ApiPath<String>,
 ) -> Result<Json<GroupDescription>, ApiError> {
+    caller.group(&group, Operation::Describe)?;
     let g = fresh_group(&node, &group).await?;
     let mut partitions: BTreeMap<TopicPartition, ()> = BTreeMap::new();
     for tp in g
@@ -457,8 +483,10 @@ pub async fn describe(
 /// `DELETE /v1/groups/{g}`: only an empty group.
 pub async fn delete(
     State(node): State<Node>,
+    caller: Caller,
     ApiPath(group): ApiPath<String>,
 ) -> Result<Json<GroupDeleted>, ApiError> {
+    caller.group(&group, Operation::Delete)?;
     group_write(
         &node,
         &group,

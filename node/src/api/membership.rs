@@ -14,10 +14,12 @@ use raft_store::NodeId;
 use raftka_protocol::{MovePlan, ReassignRequest, Reassignment, Reassignments, RebalanceRequest};
 
 use super::extract::{ApiJson, ApiJsonOrDefault, ApiPath, ApiQuery};
+use crate::auth::Caller;
 use crate::cluster::controller::cluster_error;
 use crate::cluster::metadata::{MetaCommand, MetaResponse};
 use crate::error::{ApiError, ErrorCode};
 use crate::node::Node;
+use raftka_protocol::Operation;
 
 /// The most replicas one partition may be given.
 const MAX_REPLICAS: usize = 7;
@@ -27,8 +29,10 @@ const MAX_REPLICAS: usize = 7;
 /// partition already has exactly those replicas.
 pub async fn reassign(
     State(node): State<Node>,
+    caller: Caller,
     ApiJson(req): ApiJson<ReassignRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    caller.cluster(Operation::Alter)?;
     if req.replicas.len() > MAX_REPLICAS {
         return Err(ApiError::new(
             ErrorCode::InvalidReplicas,
@@ -59,7 +63,11 @@ pub async fn reassign(
 
 /// `GET /v1/cluster/reassignments`: the moves in flight, oldest first (read after catching up
 /// with the metadata leader, so a move reported done is done).
-pub async fn reassignments(State(node): State<Node>) -> Result<Json<Reassignments>, ApiError> {
+pub async fn reassignments(
+    State(node): State<Node>,
+    caller: Caller,
+) -> Result<Json<Reassignments>, ApiError> {
+    caller.cluster(Operation::Describe)?;
     node.catch_up_metadata().await?;
     let reassignments = node.with_metadata(|m| {
         m.cluster
@@ -77,8 +85,10 @@ pub async fn reassignments(State(node): State<Node>) -> Result<Json<Reassignment
 /// over the active nodes (at most `max_moves`). An empty plan: balanced already.
 pub async fn rebalance(
     State(node): State<Node>,
+    caller: Caller,
     ApiJsonOrDefault(body): ApiJsonOrDefault<RebalanceRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    caller.cluster(Operation::Alter)?;
     let max_moves = body.max_moves;
     if max_moves == Some(0) {
         return Err(ApiError::new(
@@ -93,8 +103,10 @@ pub async fn rebalance(
 /// replicas move to the active nodes, then it leaves the metadata group and turns `removed`.
 pub async fn decommission(
     State(node): State<Node>,
+    caller: Caller,
     ApiPath(id): ApiPath<NodeId>,
 ) -> Result<impl IntoResponse, ApiError> {
+    caller.cluster(Operation::Alter)?;
     plan(&node, MetaCommand::Decommission { id }).await
 }
 
@@ -104,9 +116,11 @@ pub async fn decommission(
 /// `decommission` instead.
 pub async fn remove(
     State(node): State<Node>,
+    caller: Caller,
     ApiPath(id): ApiPath<NodeId>,
     query: ApiQuery,
 ) -> Result<impl IntoResponse, ApiError> {
+    caller.cluster(Operation::Alter)?;
     let dead = match query.0.get("dead").map(String::as_str) {
         None | Some("false") => false,
         Some("true") => true,

@@ -11,6 +11,7 @@ pub mod fetch;
 pub mod groups;
 pub mod membership;
 pub mod produce;
+pub mod security;
 pub mod topics;
 
 use std::sync::Arc;
@@ -101,11 +102,38 @@ pub fn router(node: Node) -> Router {
             "/v1/cluster/nodes/{id}/decommission",
             axum::routing::post(membership::decommission),
         )
+        .route("/v1/security/whoami", get(security::whoami))
+        .route(
+            "/v1/security/users",
+            get(security::users).post(security::create_user),
+        )
+        .route(
+            "/v1/security/users/{name}",
+            axum::routing::delete(security::delete_user),
+        )
+        .route(
+            "/v1/security/users/{name}/tokens",
+            axum::routing::post(security::create_token),
+        )
+        .route(
+            "/v1/security/users/{name}/tokens/{id}",
+            axum::routing::delete(security::revoke_token),
+        )
+        .route(
+            "/v1/security/acls",
+            get(security::acls)
+                .post(security::create_acl)
+                .delete(security::delete_acl),
+        )
         .route("/healthz", get(cluster::healthz))
         .route("/readyz", get(cluster::readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(
+            node.clone(),
+            crate::auth::authenticate,
+        ))
         .with_state(node)
 }
 
@@ -157,7 +185,7 @@ fn request_id(req: &Request) -> Arc<str> {
 pub async fn request_span(req: Request, next: Next) -> Response {
     let id = request_id(&req);
     let is_write = !matches!(*req.method(), Method::GET | Method::HEAD);
-    let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id);
+    let span = tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id, principal = tracing::field::Empty);
     let header_bytes: usize = req
         .headers()
         .iter()

@@ -18,11 +18,13 @@ use serde_json::value::RawValue;
 use tracing::Instrument;
 
 use super::extract::{ApiJson, ApiPath};
+use crate::auth::Caller;
 use crate::cluster::metadata::TopicMeta;
 use crate::cluster::topic_config::TopicConfig;
 use crate::error::{ApiError, ErrorCode, Outcome};
 use crate::node::Node;
 use crate::partition::Appended;
+use raftka_protocol::Operation;
 
 /// A produce request as the server reads it: JSON values kept as their exact text.
 type ProduceRequest = raftka_protocol::ProduceRequest<Box<RawValue>>;
@@ -161,10 +163,12 @@ fn batch_sequences(
 /// batches, send each batch to its partition's leader, and reply with every record's offset.
 pub async fn produce(
     State(node): State<Node>,
+    caller: Caller,
     ApiPath(topic_name): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(req): ApiJson<ProduceRequest>,
 ) -> Result<Response, ApiError> {
+    caller.topic(&topic_name, Operation::Write)?;
     let idempotency_key = validate(&headers, &req)?;
     let topic = node.topic(&topic_name).await?;
     let placed = place(&node, &topic, req, idempotency_key)?;

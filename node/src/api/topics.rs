@@ -14,10 +14,12 @@ use raftka_protocol::{
 };
 
 use super::extract::{ApiJson, ApiPath};
+use crate::auth::Caller;
 use crate::cluster::metadata::{MetaCommand, MetaResponse, TopicMeta};
 use crate::cluster::topic_config;
 use crate::error::{ApiError, ErrorCode};
 use crate::node::Node;
+use raftka_protocol::{Operation, ResourceType};
 
 /// Most partitions one topic may have.
 pub const MAX_PARTITIONS: u32 = 1024;
@@ -97,8 +99,10 @@ pub async fn describe(node: &Node, topic: &TopicMeta) -> TopicDescription {
 /// `POST /v1/topics`.
 pub async fn create(
     State(node): State<Node>,
+    caller: Caller,
     ApiJson(req): ApiJson<CreateTopicRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    caller.topic_create(&req.name)?;
     validate_topic_name(&req.name)?;
     let partitions = req.partitions.unwrap_or(1);
     if partitions == 0 || partitions > MAX_PARTITIONS {
@@ -149,7 +153,7 @@ pub async fn create(
 }
 
 /// `GET /v1/topics`.
-pub async fn list(State(node): State<Node>) -> Result<impl IntoResponse, ApiError> {
+pub async fn list(State(node): State<Node>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
     // Read through the metadata leader so a topic created elsewhere is listed at once.
     if node.catch_up_metadata().await.is_err() {
         tracing::debug!("listing topics from possibly stale local metadata");
@@ -157,6 +161,7 @@ pub async fn list(State(node): State<Node>) -> Result<impl IntoResponse, ApiErro
     let topics = node.with_metadata(|m| {
         m.topics
             .values()
+            .filter(|t| caller.may(ResourceType::Topic, &t.name, Operation::Describe))
             .map(|t| TopicSummary {
                 name: t.name.clone(),
                 partitions: t.partitions.len() as u32,
@@ -170,8 +175,10 @@ pub async fn list(State(node): State<Node>) -> Result<impl IntoResponse, ApiErro
 /// `GET /v1/topics/{t}`.
 pub async fn get(
     State(node): State<Node>,
+    caller: Caller,
     ApiPath(name): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
+    caller.topic(&name, Operation::Describe)?;
     let topic = node.topic(&name).await?;
     Ok(Json(describe(&node, &topic).await))
 }
@@ -179,8 +186,10 @@ pub async fn get(
 /// `GET /v1/topics/{t}/configs`: the configs as set, and the effective values with defaults.
 pub async fn configs(
     State(node): State<Node>,
+    caller: Caller,
     ApiPath(name): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
+    caller.topic(&name, Operation::Describe)?;
     let topic = node.topic(&name).await?;
     Ok(Json(configs_view(&topic)))
 }
@@ -216,9 +225,11 @@ fn configs_view(topic: &TopicMeta) -> TopicConfigs {
 /// next check.
 pub async fn alter_configs(
     State(node): State<Node>,
+    caller: Caller,
     ApiPath(name): ApiPath<String>,
     ApiJson(req): ApiJson<AlterConfigsRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    caller.topic(&name, Operation::Alter)?;
     node.topic(&name).await?;
     if req.configs.is_empty() {
         return Err(ApiError::bad_request(
@@ -265,9 +276,11 @@ pub async fn alter_configs(
 /// partitions from now on: `murmur2(key) % N` changes with `N`.
 pub async fn alter(
     State(node): State<Node>,
+    caller: Caller,
     ApiPath(name): ApiPath<String>,
     ApiJson(req): ApiJson<AlterTopicRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
+    caller.topic(&name, Operation::Alter)?;
     let current = node.topic(&name).await?.partitions.len() as u32;
     if req.partitions <= current || req.partitions > MAX_PARTITIONS {
         return Err(ApiError::new(
@@ -318,8 +331,10 @@ async fn described_with_leaders(node: &Node, topic: &TopicMeta) -> TopicDescript
 /// `DELETE /v1/topics/{t}`.
 pub async fn delete(
     State(node): State<Node>,
+    caller: Caller,
     ApiPath(name): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
+    caller.topic(&name, Operation::Delete)?;
     node.topic(&name).await?;
     match node
         .meta_write(MetaCommand::DeleteTopic { name: name.clone() })

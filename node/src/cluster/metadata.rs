@@ -49,6 +49,8 @@ pub struct MetaState {
     /// The node registry and the partition moves in flight. Last, so that state written by
     /// a build without it (which ends before it) still reads, as an empty registry.
     pub cluster: ClusterMeta,
+    /// Users, token hashes and ACLs. Last, for the same reason as `cluster`.
+    pub security: crate::auth::acl::Security,
 }
 
 /// Reads the fields in order; a missing trailing `cluster` (state stored by a build before the
@@ -78,17 +80,20 @@ impl<'de> Deserialize<'de> for MetaState {
                     .ok_or_else(|| A::Error::invalid_length(2, &self))?;
                 // Absent in state from before the registry: the end of the input.
                 let cluster = seq.next_element().ok().flatten().unwrap_or_default();
+                // Absent in state from before users and ACLs.
+                let security = seq.next_element().ok().flatten().unwrap_or_default();
                 Ok(MetaState {
                     topics,
                     next_group,
                     groups,
                     cluster,
+                    security,
                 })
             }
         }
         d.deserialize_struct(
             "MetaState",
-            &["topics", "next_group", "groups", "cluster"],
+            &["topics", "next_group", "groups", "cluster", "security"],
             Fields,
         )
     }
@@ -242,6 +247,8 @@ pub enum MetaCommand {
         /// Node.
         id: NodeId,
     },
+    /// Users, tokens and ACLs.
+    Security(crate::auth::acl::SecurityCommand),
 }
 
 /// The result of a [`MetaCommand`].
@@ -300,6 +307,8 @@ pub enum MetaResponse {
     ClusterRefused(ClusterError),
     /// A cluster-shape command was applied (or was already in effect).
     ClusterOk,
+    /// The result of a security command.
+    Security(crate::auth::acl::SecurityReply),
 }
 
 impl MetaState {
@@ -503,6 +512,7 @@ impl MetaState {
                     None => MetaResponse::ClusterRefused(ClusterError::NodeNotFound(id)),
                 }
             }
+            MetaCommand::Security(cmd) => MetaResponse::Security(self.security.apply(cmd)),
             MetaCommand::JoinGroup {
                 group,
                 member_id,
