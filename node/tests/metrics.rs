@@ -2,6 +2,7 @@
 //! once per cluster (each partition by its leader, cluster-wide ones by the metadata leader),
 //! so sums over nodes are exact, and a leader kill moves a partition's families to the new
 //! leader.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

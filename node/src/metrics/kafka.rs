@@ -24,6 +24,23 @@ use crate::cluster::leader_balance::MAX_TAKEOVER_LAG;
 use crate::cluster::metadata::MetaState;
 use crate::node::Node;
 
+/// Families whose kafka_exporter name ends in a suffix the Prometheus conventions reserve for
+/// histograms and summaries (`_sum`): declared `untyped` rather than `gauge`, which
+/// `promtool check metrics` accepts and queries do not notice (Prometheus stores both alike).
+/// The `prometheus` crate encodes no untyped family, so the type line is changed after encoding.
+pub const UNTYPED_FAMILIES: [&str; 1] = ["kafka_consumergroup_lag_sum"];
+
+/// Re-declares [`UNTYPED_FAMILIES`] as `untyped` in encoded text.
+pub fn declare_untyped(mut text: String) -> String {
+    for name in UNTYPED_FAMILIES {
+        let gauge = format!("# TYPE {name} gauge\n");
+        if text.contains(&gauge) {
+            text = text.replacen(&gauge, &format!("# TYPE {name} untyped\n"), 1);
+        }
+    }
+    text
+}
+
 /// A partition this node leads, as its replica sees it at the scrape.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedPartition {
@@ -405,6 +422,18 @@ mod tests {
             t.contains(r#"kafka_consumergroup_members{consumergroup="g"} 0"#),
             "{t}"
         );
+    }
+
+    #[test]
+    fn lag_sum_is_declared_untyped_and_nothing_else_changes() {
+        let f = families(2, &state(), &[led(10, 10, 3)], None).unwrap();
+        let t = declare_untyped(text(&f));
+        assert!(
+            t.contains("# TYPE kafka_consumergroup_lag_sum untyped\n"),
+            "{t}"
+        );
+        assert!(t.contains("# TYPE kafka_consumergroup_lag gauge\n"), "{t}");
+        assert_eq!(t.matches("untyped").count(), 1, "{t}");
     }
 
     #[test]

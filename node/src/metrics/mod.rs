@@ -222,7 +222,8 @@ pub fn render(node: &Node) -> Result<String, prometheus::Error> {
     families.extend(raftka::collect(node)?);
     let mut out = Vec::with_capacity(16 * 1024);
     TextEncoder::new().encode(&families, &mut out)?;
-    String::from_utf8(out).map_err(|e| prometheus::Error::Msg(e.to_string()))
+    let text = String::from_utf8(out).map_err(|e| prometheus::Error::Msg(e.to_string()))?;
+    Ok(kafka::declare_untyped(text))
 }
 
 /// `GET /metrics`.
