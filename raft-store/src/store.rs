@@ -375,3 +375,49 @@ impl Store {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<(usize, u64)>>);
+
+    impl SyncObserver for Seen {
+        fn fsynced(&self, _took: Duration, appends: usize, records: u64) {
+            self.0.lock().unwrap().push((appends, records));
+        }
+    }
+
+    #[test]
+    fn the_sync_observer_sees_every_append_and_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let seen = Arc::new(Seen::default());
+        assert!(store.observe_syncs(seen.clone()));
+        assert!(!store.observe_syncs(Arc::new(Seen::default())), "set once");
+        let mut batch = WriteBatch::default();
+        batch.put_cf(store.cf(keys::CF_RAFT).unwrap(), b"k", b"v");
+        store.write_nosync(batch).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        for records in [3, 0, 4] {
+            let tx = tx.clone();
+            store.after_next_sync(Box::new(move |r| tx.send(r.is_ok()).unwrap()), records);
+        }
+        for _ in 0..3 {
+            assert!(rx.recv_timeout(Duration::from_secs(10)).unwrap());
+        }
+        let seen = seen.0.lock().unwrap().clone();
+        let appends: usize = seen.iter().map(|(a, _)| a).sum();
+        let records: u64 = seen.iter().map(|(_, r)| r).sum();
+        assert_eq!((appends, records), (3, 7), "{seen:?}");
+        assert_eq!(store.stats().appends_synced, 3);
+        // The write is in the WAL (RocksDB's own buffer under the canary that skips fsync).
+        assert!(store.disk_stats().wal_bytes > 0 || cfg!(feature = "canary-skip-fsync"));
+    }
+}
