@@ -163,7 +163,7 @@ done
 for fam in kafka_consumergroup_lag_sum kafka_consumergroup_lag kafka_brokers \
     kafka_topic_partition_current_offset raftka_http_request_duration_seconds_bucket \
     raftka_storage_fsync_duration_seconds_bucket raftka_rocksdb_live_sst_bytes; do
-    grep -q "^$fam[{ ]" "$work"/metrics-{1,2,3}.txt || die "no node exported $fam"
+    grep -q "^${fam}[{ ]" "$work"/metrics-{1,2,3}.txt || die "no node exported $fam"
 done
 info "promtool check metrics: no problem on any node"
 
