@@ -151,6 +151,28 @@ wait_for "kafka_consumergroup_lag{consumergroup=\"$group\",topic=\"$topic\",part
 wait_for "count(kafka_brokers)" 1
 wait_for "sum(kafka_brokers)" 3
 
+# ---- every query of the Grafana dashboard parses and runs (python3 reads the JSON) ------------
+# shellcheck disable=SC2016 # Python source: the $ are Grafana variables, not shell.
+dashboard_queries_py='
+import json, sys
+d = json.load(open(sys.argv[1]))
+for p in d["panels"]:
+    for t in p["targets"]:
+        print(t["expr"].replace("$job", ".*").replace("$__rate_interval", "1m"))
+'
+if command -v python3 >/dev/null 2>&1; then
+    n=0
+    while IFS= read -r expr; do
+        body="$(curl -sS --max-time 5 "$prom/api/v1/query" --data-urlencode "query=$expr")"
+        [[ "$body" == *'"status":"success"'* ]] || die "dashboard query failed: $expr: $body"
+        n=$((n + 1))
+    done < <(python3 -c "$dashboard_queries_py" deploy/grafana/raftka.json)
+    ((n > 0)) || die "no query found in deploy/grafana/raftka.json"
+    info "the dashboard's $n queries run in Prometheus"
+else
+    info "python3 not found: the dashboard's queries are not checked"
+fi
+
 # ---- promtool on every node's /metrics (now that every family is there) ----------------------
 for id in 1 2 3; do
     curl -fsS "$(node "$id")/metrics" >"$work/metrics-$id.txt"
