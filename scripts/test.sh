@@ -25,6 +25,15 @@ else
   scripts/compose-test.sh
 fi
 
+# GET /metrics scraped by a real Prometheus (Debian's package, which .ci/run installs), with the
+# binaries built above: the exact consumer lag through its HTTP API, and promtool's lint.
+echo "== scripts/metrics-test.sh"
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  echo "skipped: prometheus is not installed (apt-get install prometheus; .ci/run installs it)"
+else
+  scripts/metrics-test.sh
+fi
+
 # The short fault run (STYLE.md: "then a short fault run"): real nodes in network namespaces,
 # about 4 minutes. It reuses the dev build above (jepsen/run builds the same selection, so
 # nothing recompiles) and removes everything it created: namespaces, nft rules, qdiscs, node

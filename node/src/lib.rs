@@ -19,6 +19,7 @@
 //! - [`cluster`]: metadata state and its leader-local operations, placement, topic configs,
 //!   consumer groups and their coordinator, and reconciling open groups with the metadata;
 //! - [`raft`]: openraft configuration, HTTP network and the Raft RPC routes;
+//! - [`metrics`]: the node's metrics registry and `GET /metrics` (Prometheus text format);
 //! - [`serve`]: the HTTP server loop (graceful shutdown);
 //! - [`partitioner`]: Kafka's murmur2 partitioner, from `raftka-protocol` (one copy for the
 //!   server and the client).
@@ -31,6 +32,7 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod forward;
+pub mod metrics;
 pub mod node;
 pub mod partition;
 pub use raftka_protocol::partitioner;

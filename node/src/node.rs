@@ -11,6 +11,7 @@ use raft_store::{BlobStateMachine, NodeId, Store, METADATA_GROUP};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::cluster::metadata::{MetaState, TopicMeta};
 use crate::config::{Config, ConfigError};
@@ -58,6 +59,7 @@ pub(crate) struct NodeInner {
     pub(crate) round_robin: AtomicU64,
     pub(crate) cancel: CancellationToken,
     pub(crate) tasks: TaskTracker,
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 /// A running Raftka node. Cheap to clone.
@@ -85,6 +87,9 @@ impl Node {
             config.peer_map()?
         };
         let store = Store::open_with(&config.data_dir, config.store_options())?;
+        let metrics = crate::metrics::Metrics::new()
+            .map_err(|e| StartError::Other(format!("metrics registry: {e}")))?;
+        store.observe_syncs(metrics.sync_observer());
         let transport = Transport::new(
             config.id,
             peers.clone(),
@@ -132,6 +137,7 @@ impl Node {
                 round_robin: AtomicU64::new(0),
                 cancel: CancellationToken::new(),
                 tasks: TaskTracker::new(),
+                metrics,
             }),
         };
         // The lowest-id node initializes the metadata group at once and so leads it first; the
@@ -190,6 +196,11 @@ impl Node {
         self.inner
             .tasks
             .spawn(async move { crate::cluster::controller::run(n).await });
+        let n = self.clone();
+        self.inner.tasks.spawn(
+            async move { crate::metrics::raftka::watch_leaders(n).await }
+                .instrument(tracing::debug_span!("leader_watch")),
+        );
     }
 
     async fn probe_peers(self) {
@@ -233,6 +244,11 @@ impl Node {
     /// The metadata group's Raft handle.
     pub fn meta_raft(&self) -> &MetaRaft {
         &self.inner.meta
+    }
+
+    /// This node's metrics registry.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.inner.metrics
     }
 
     /// The partitions open here.

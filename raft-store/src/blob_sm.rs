@@ -203,6 +203,7 @@ impl<S: BlobState> RaftStateMachine<TypeConfig> for BlobStateMachine<S> {
         self.persist(batch)?;
         self.applied_tx
             .send_replace(self.applied.as_ref().map_or(0, |l| l.index()));
+        self.store.note_snapshot_installed();
         Ok(())
     }
 

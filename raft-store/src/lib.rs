@@ -45,5 +45,6 @@ pub use log_store::LogStore;
 pub use partition_sm::PartitionStateMachine;
 pub use partition_state::{LogProgress, PartitionState};
 pub use reader::{is_below_log_start, FetchedRecord, PartitionReader, ReadLimits};
-pub use store::{Store, StoreError, StoreOptions};
+pub use store::{DiskStats, Store, StoreError, StoreOptions};
+pub use syncer::SyncObserver;
 pub use types::*;

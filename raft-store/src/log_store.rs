@@ -13,13 +13,13 @@ use std::ops::{Bound, RangeBounds};
 use openraft::entry::RaftEntry;
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::type_config::alias::{EntryOf, LogIdOf, VoteOf};
-use openraft::OptionalSend;
+use openraft::{EntryPayload, OptionalSend};
 use rocksdb::{Direction, IteratorMode, WriteBatch};
 
 use crate::codec::{decode, encode};
 use crate::keys::{self, CF_LOG, CF_RAFT, TAG_PURGED, TAG_VOTE};
 use crate::store::Store;
-use crate::types::{GroupId, TypeConfig};
+use crate::types::{Command, GroupId, TypeConfig};
 
 /// Log storage of one Raft group. Cheap to clone; clones share the store.
 #[derive(Clone, Debug)]
@@ -191,14 +191,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let cf = self.store.cf(CF_LOG)?;
         let mut batch = WriteBatch::default();
+        let mut records = 0u64;
         for entry in entries {
+            if let EntryPayload::Normal(Command::Produce(b)) = &entry.payload {
+                records += b.records.len() as u64;
+            }
             batch.put_cf(cf, keys::key(self.group, entry.index()), encode(&entry)?);
         }
         // Unsynced write: readable now; durable after the syncer's next fsync, which fires the
         // callback. The write happens-before the enqueue, so that fsync covers it.
         self.store.write_nosync(batch)?;
         self.store
-            .after_next_sync(Box::new(move |res| callback.io_completed(res)));
+            .after_next_sync(Box::new(move |res| callback.io_completed(res)), records);
         Ok(())
     }
 

@@ -403,6 +403,7 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
         self.state = state;
         self.persist(batch)?;
         self.progress.send_replace(self.state.progress());
+        self.store.note_snapshot_installed();
         Ok(())
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DBRecoveryMode, Options, WriteBatch, DB};
 
 use crate::keys::{self, ALL_CFS};
-use crate::syncer::{SyncDone, Syncer};
+use crate::syncer::{ObserverSlot, SyncDone, SyncObserver, Syncer};
 use crate::types::GroupId;
 
 /// How the store uses memory and disk. The defaults suit a server; tests use small values so
@@ -88,6 +88,23 @@ pub struct StoreStats {
     pub appends_synced: u64,
     /// WAL fsyncs issued by the syncer.
     pub wal_syncs: u64,
+    /// Snapshots installed from a leader (by any group's state machine) since the store opened.
+    pub snapshots_installed: u64,
+}
+
+/// RocksDB's disk and memory use, from its properties (summed over the column families) and
+/// the WAL files in the store's directory.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DiskStats {
+    /// Bytes of the SST files that hold live data (`rocksdb.live-sst-files-size`).
+    pub live_sst_bytes: u64,
+    /// Bytes compaction estimates it still has to rewrite
+    /// (`rocksdb.estimate-pending-compaction-bytes`).
+    pub pending_compaction_bytes: u64,
+    /// Bytes in memtables (`rocksdb.cur-size-all-mem-tables`).
+    pub memtable_bytes: u64,
+    /// Bytes of the write-ahead log files (`*.log` in the store's directory).
+    pub wal_bytes: u64,
 }
 
 struct Inner {
@@ -96,6 +113,8 @@ struct Inner {
     syncer: Syncer,
     appends_synced: Arc<AtomicU64>,
     wal_syncs: Arc<AtomicU64>,
+    snapshots_installed: AtomicU64,
+    sync_observer: ObserverSlot,
 }
 
 /// Cheap-to-clone handle on the node's RocksDB.
@@ -153,11 +172,13 @@ impl Store {
         let poisoned = Arc::new(AtomicBool::new(false));
         let appends_synced = Arc::new(AtomicU64::new(0));
         let wal_syncs = Arc::new(AtomicU64::new(0));
+        let sync_observer = ObserverSlot::default();
         let syncer = Syncer::start(
             db.clone(),
             poisoned.clone(),
             appends_synced.clone(),
             wal_syncs.clone(),
+            sync_observer.clone(),
         )?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -166,8 +187,52 @@ impl Store {
                 syncer,
                 appends_synced,
                 wal_syncs,
+                snapshots_installed: AtomicU64::new(0),
+                sync_observer,
             }),
         })
+    }
+
+    /// Sets the observer told about every WAL fsync (metrics). Only the first call takes
+    /// effect; returns whether this one did.
+    pub fn observe_syncs(&self, observer: Arc<dyn SyncObserver>) -> bool {
+        self.inner.sync_observer.set(observer).is_ok()
+    }
+
+    /// Counts a snapshot installed from a leader.
+    pub(crate) fn note_snapshot_installed(&self) {
+        self.inner
+            .snapshots_installed
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// RocksDB's sizes (see [`DiskStats`]). Reads properties and lists the store's directory;
+    /// a property RocksDB does not give counts as 0.
+    pub fn disk_stats(&self) -> DiskStats {
+        let db = &self.inner.db;
+        let mut s = DiskStats::default();
+        for name in ALL_CFS {
+            let Some(cf) = db.cf_handle(name) else {
+                continue;
+            };
+            let prop = |p: &str| db.property_int_value_cf(cf, p).ok().flatten().unwrap_or(0);
+            s.live_sst_bytes += prop("rocksdb.live-sst-files-size");
+            s.pending_compaction_bytes += prop("rocksdb.estimate-pending-compaction-bytes");
+            s.memtable_bytes += prop("rocksdb.cur-size-all-mem-tables");
+        }
+        if let Ok(entries) = std::fs::read_dir(db.path()) {
+            s.wal_bytes = entries
+                .flatten()
+                .filter(|e| {
+                    e.path()
+                        .extension()
+                        .is_some_and(|x| x == std::ffi::OsStr::new("log"))
+                })
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum();
+        }
+        s
     }
 
     /// The raw database, for readers in this crate.
@@ -239,9 +304,10 @@ impl Store {
     }
 
     /// Queues `done` to run after the next WAL fsync, which covers every write made before this
-    /// call. One fsync serves every queued append of every group.
-    pub(crate) fn after_next_sync(&self, done: SyncDone) {
-        self.inner.syncer.enqueue(done);
+    /// call. One fsync serves every queued append of every group. `records` is how many produced
+    /// records the append holds (for the records-per-fsync metric).
+    pub(crate) fn after_next_sync(&self, done: SyncDone, records: u64) {
+        self.inner.syncer.enqueue(done, records);
     }
 
     /// Group-commit counters.
@@ -249,6 +315,7 @@ impl Store {
         StoreStats {
             appends_synced: self.inner.appends_synced.load(Ordering::Relaxed),
             wal_syncs: self.inner.wal_syncs.load(Ordering::Relaxed),
+            snapshots_installed: self.inner.snapshots_installed.load(Ordering::Relaxed),
         }
     }
 
@@ -306,5 +373,51 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<(usize, u64)>>);
+
+    impl SyncObserver for Seen {
+        fn fsynced(&self, _took: Duration, appends: usize, records: u64) {
+            self.0.lock().unwrap().push((appends, records));
+        }
+    }
+
+    #[test]
+    fn the_sync_observer_sees_every_append_and_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let seen = Arc::new(Seen::default());
+        assert!(store.observe_syncs(seen.clone()));
+        assert!(!store.observe_syncs(Arc::new(Seen::default())), "set once");
+        let mut batch = WriteBatch::default();
+        batch.put_cf(store.cf(keys::CF_RAFT).unwrap(), b"k", b"v");
+        store.write_nosync(batch).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        for records in [3, 0, 4] {
+            let tx = tx.clone();
+            store.after_next_sync(Box::new(move |r| tx.send(r.is_ok()).unwrap()), records);
+        }
+        for _ in 0..3 {
+            assert!(rx.recv_timeout(Duration::from_secs(10)).unwrap());
+        }
+        let seen = seen.0.lock().unwrap().clone();
+        let appends: usize = seen.iter().map(|(a, _)| a).sum();
+        let records: u64 = seen.iter().map(|(_, r)| r).sum();
+        assert_eq!((appends, records), (3, 7), "{seen:?}");
+        assert_eq!(store.stats().appends_synced, 3);
+        // The write is in the WAL (RocksDB's own buffer under the canary that skips fsync).
+        assert!(store.disk_stats().wal_bytes > 0 || cfg!(feature = "canary-skip-fsync"));
     }
 }

@@ -80,6 +80,13 @@ pub async fn records(
     };
     let p = partition_of(&node, &topic, &partition).await?;
     let resp = node.fetch(p.group, &p.replicas, req).await?;
+    let bytes = resp
+        .records
+        .iter()
+        .map(|(_, r)| r.approx_size() as u64)
+        .sum();
+    node.metrics()
+        .fetched(&topic, resp.records.len() as u64, bytes);
     let records = resp
         .records
         .into_iter()

@@ -127,6 +127,7 @@ pub fn router(node: Node) -> Router {
         )
         .route("/healthz", get(cluster::healthz))
         .route("/readyz", get(cluster::readyz))
+        .route("/metrics", get(crate::metrics::serve))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -232,6 +233,10 @@ pub async fn request_span(req: Request, next: Next) -> Response {
 /// The full application: public API plus the secret-guarded internal routes.
 pub fn app(node: Node) -> Router {
     router(node.clone())
-        .merge(crate::raft::rpc::router(node))
+        .merge(crate::raft::rpc::router(node.clone()))
+        .layer(middleware::from_fn_with_state(
+            node,
+            crate::metrics::http::track,
+        ))
         .layer(middleware::from_fn(request_span))
 }

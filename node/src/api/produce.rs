@@ -172,7 +172,25 @@ pub async fn produce(
     let idempotency_key = validate(&headers, &req)?;
     let topic = node.topic(&topic_name).await?;
     let placed = place(&node, &topic, req, idempotency_key)?;
+    let sizes: BTreeMap<u32, (u64, u64)> = placed
+        .batches
+        .iter()
+        .map(|(p, b)| {
+            let bytes = b.records.iter().map(|r| r.approx_size() as u64).sum();
+            (*p, (b.records.len() as u64, bytes))
+        })
+        .collect();
     let outcome = send(&node, &topic, placed.batches).await;
+    // Acknowledged records only; a retried batch the log already held counts again, as the
+    // producer sent it again.
+    let (records, bytes) = outcome
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .filter_map(|(p, _)| sizes.get(p))
+        .fold((0, 0), |(r, b), (r2, b2)| (r + r2, b + b2));
+    if records > 0 {
+        node.metrics().produced(&topic.name, records, bytes);
+    }
     Ok(reply(&placed.positions, outcome))
 }
 

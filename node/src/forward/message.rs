@@ -99,6 +99,22 @@ impl InternalRequest {
         matches!(self, Self::Produce { .. } | Self::MetaWrite { .. })
     }
 
+    /// The operation's name, a bounded metrics label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Produce { .. } => "produce",
+            Self::Fetch { .. } => "fetch",
+            Self::Status { .. } => "status",
+            Self::MetaWrite { .. } => "meta_write",
+            Self::MetaReadIndex => "meta_read_index",
+            Self::OffsetForTimestamp { .. } => "offset_for_timestamp",
+            Self::MoveLeadership { .. } => "move_leadership",
+            Self::GroupHeartbeat { .. } => "group_heartbeat",
+            Self::Join { .. } => "join",
+            Self::MoveStep { .. } => "move_step",
+        }
+    }
+
     /// Gives a write the time left of the caller's deadline to commit in.
     pub fn set_budget(&mut self, remaining: Duration) {
         if let Self::Produce { timeout_ms, .. } | Self::MetaWrite { timeout_ms, .. } = self {

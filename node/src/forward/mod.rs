@@ -161,6 +161,10 @@ impl Node {
             return serve::serve_local(self, req).await;
         }
         let is_write = req.is_write();
+        self.metrics()
+            .forward_requests
+            .with_label_values(&[req.kind()])
+            .inc();
         let body = codec::encode(&req).map_err(|e| ApiError::internal(e.to_string()))?;
         match self
             .inner

@@ -144,7 +144,9 @@ impl Registry {
 }
 
 /// Every follower's lag from a leader's metrics; `None` unless the metrics are a leader's.
-fn replicas_lag(m: &openraft::RaftMetrics<raft_store::TypeConfig>) -> Option<Vec<ReplicaLag>> {
+pub(crate) fn replicas_lag(
+    m: &openraft::RaftMetrics<raft_store::TypeConfig>,
+) -> Option<Vec<ReplicaLag>> {
     use openraft::Instant as _;
     if m.current_leader != Some(m.id) {
         return None;
