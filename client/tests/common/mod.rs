@@ -55,6 +55,8 @@ pub struct Cluster {
     pub bootstrap: String,
     /// Node 1's port; node `i` listens on `base + i - 1` (as `scripts/cluster.sh` places them).
     base: u16,
+    /// The nodes' extra environment, for every `cluster.sh` run (restarts too).
+    envs: Vec<(String, String)>,
 }
 
 impl Cluster {
@@ -70,6 +72,13 @@ impl Cluster {
     /// A cluster of `n` nodes whose next `spare` ports (those of nodes `n+1..=n+spare`, for
     /// `cluster.sh add-node`) were free too when it started.
     pub fn start_with_spare(n: u16, spare: u16) -> Cluster {
+        Self::start_with_env(n, spare, &[])
+    }
+
+    /// A cluster of `n` nodes (and `spare` free ports after them) whose nodes get these
+    /// environment variables (e.g. `RAFTKA_AUTH=required`); `cluster.sh` passes its
+    /// environment on to the nodes.
+    pub fn start_with_env(n: u16, spare: u16, envs: &[(&str, &str)]) -> Cluster {
         let bin = node_bin();
         let mut last = String::new();
         for _attempt in 0..3 {
@@ -90,6 +99,7 @@ impl Cluster {
                 .arg(dir.path().join("cluster"))
                 .arg("--bin")
                 .arg(&bin)
+                .envs(envs.iter().copied())
                 .stdin(Stdio::null())
                 .output()
                 .expect("run scripts/cluster.sh");
@@ -100,6 +110,10 @@ impl Cluster {
                     .collect::<Vec<_>>()
                     .join(","),
                 base,
+                envs: envs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
             };
             if out.status.success() {
                 return cluster;
@@ -160,6 +174,7 @@ impl Cluster {
             .args(args)
             .arg("--dir")
             .arg(self.dir.path().join("cluster"))
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .output()
             .expect("run scripts/cluster.sh");
