@@ -48,6 +48,21 @@ pub enum Operation {
     All,
 }
 
+impl Operation {
+    /// The wire name (as serialized).
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::Read => "read",
+            Operation::Write => "write",
+            Operation::Create => "create",
+            Operation::Delete => "delete",
+            Operation::Alter => "alter",
+            Operation::Describe => "describe",
+            Operation::All => "all",
+        }
+    }
+}
+
 /// Allow or deny; a matching deny wins over any allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -56,6 +71,16 @@ pub enum Permission {
     Allow,
     /// Deny (wins).
     Deny,
+}
+
+impl Permission {
+    /// The wire name (as serialized).
+    pub fn name(self) -> &'static str {
+        match self {
+            Permission::Allow => "allow",
+            Permission::Deny => "deny",
+        }
+    }
 }
 
 /// One ACL: `principal` may (or may not) do `operation` on the matching resources.
@@ -123,4 +148,27 @@ pub struct WhoAmI {
     pub auth_required: bool,
     /// Whether ACLs are bypassed (the bootstrap admin, or auth off).
     pub superuser: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_wire_names() {
+        for op in [
+            Operation::Read,
+            Operation::Write,
+            Operation::Create,
+            Operation::Delete,
+            Operation::Alter,
+            Operation::Describe,
+            Operation::All,
+        ] {
+            assert_eq!(serde_json::to_value(op).unwrap(), op.name());
+        }
+        for p in [Permission::Allow, Permission::Deny] {
+            assert_eq!(serde_json::to_value(p).unwrap(), p.name());
+        }
+    }
 }

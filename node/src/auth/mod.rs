@@ -178,9 +178,9 @@ impl Caller {
         Err(ApiError::new(
             ErrorCode::Forbidden,
             format!(
-                "principal '{}' may not {} {what}",
+                "principal '{}' lacks '{}' on {what}",
                 self.principal.name(),
-                op_name(op)
+                op.name()
             ),
         ))
     }
@@ -218,18 +218,6 @@ impl Caller {
     /// [`ErrorCode::Forbidden`].
     pub fn cluster(&self, op: Operation) -> Result<(), ApiError> {
         self.check(ResourceType::Cluster, CLUSTER_RESOURCE, op)
-    }
-}
-
-fn op_name(op: Operation) -> &'static str {
-    match op {
-        Operation::Read => "read",
-        Operation::Write => "write",
-        Operation::Create => "create",
-        Operation::Delete => "delete",
-        Operation::Alter => "alter",
-        Operation::Describe => "describe",
-        Operation::All => "do everything on",
     }
 }
 

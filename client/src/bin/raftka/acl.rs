@@ -275,8 +275,8 @@ pub fn describe(acl: &AclBinding) -> String {
     };
     format!(
         "{} {who} {} on {}",
-        permission_name(acl.permission),
-        operation_name(acl.operation),
+        Permission::name(acl.permission),
+        Operation::name(acl.operation),
         resource_text(acl)
     )
 }
@@ -291,25 +291,6 @@ fn resource_text(acl: &AclBinding) -> String {
         PatternType::Literal if acl.resource_name == "*" => format!("every {kind}"),
         PatternType::Literal => format!("{kind} {}", acl.resource_name),
         PatternType::Prefixed => format!("{kind}s prefixed {}", acl.resource_name),
-    }
-}
-
-fn permission_name(p: Permission) -> &'static str {
-    match p {
-        Permission::Allow => "allow",
-        Permission::Deny => "deny",
-    }
-}
-
-fn operation_name(o: Operation) -> &'static str {
-    match o {
-        Operation::Read => "read",
-        Operation::Write => "write",
-        Operation::Create => "create",
-        Operation::Delete => "delete",
-        Operation::Alter => "alter",
-        Operation::Describe => "describe",
-        Operation::All => "all",
     }
 }
 
@@ -330,7 +311,7 @@ fn acl_table(acls: &[AclBinding]) -> Table {
         table.row(vec![
             a.principal.as_str().into(),
             permission,
-            operation_name(a.operation).into(),
+            Operation::name(a.operation).into(),
             match a.resource_type {
                 ResourceType::Topic => "topic",
                 ResourceType::Group => "group",
