@@ -20,7 +20,7 @@ BASE_PORT+I-1. Everything about a cluster lives in one directory (default: <repo
 or \$RAFTKA_CLUSTER_DIR); every command takes --dir to pick it.
 
 Commands:
-  start [-n N] [--base-port P] [--bin PATH] [--secret S] [--clean]
+  start [-n N] [--base-port P] [--bin PATH] [--secret S] [--tls] [--clean]
                      Start N nodes (default $DEFAULT_NODES) and wait until every /readyz is 200,
                      then print id, address, PID and log file of each node. In a directory
                      that already holds a stopped cluster, the same cluster (same data, size
@@ -62,6 +62,10 @@ Options:
                      set, else a random one made at the cluster's first start. Stored in
                      DIR/secret (mode 600), which every node reads (--secret-file), so it shows
                      neither in ps nor in the nodes' environment.
+  --tls              start: serve HTTPS only, to clients and between the nodes, with a CA and a
+                     certificate for $DEFAULT_HOST made for the cluster in DIR/tls (openssl),
+                     unless DIR/tls/{ca,node,node-key}.pem are there already. Kept for later
+                     starts; clients need the CA: raftka --ca DIR/tls/ca.pem, curl --cacert.
   --clean            start: delete the directory's previous data and config first.
   --timeout SECS     Bound for waiting (ready: default 60, or \$RAFTKA_READY_TIMEOUT; stop: 20).
   --no-wait          restart, add-node: do not wait for readiness (e.g. when restarting every
@@ -74,6 +78,8 @@ Layout of DIR:
   cluster.env        NODES, BASE_PORT, HOST, BIN, DIR, PEERS of the cluster (KEY=VALUE);
                      NODES is the highest node id (add-node raises it), PEERS the nodes that
                      formed the cluster
+  secret             the cluster secret (mode 600)
+  tls/               only with --tls: ca.pem, ca-key.pem, node.pem, node-key.pem
   node-I/data        node I's --data-dir
   node-I/node.log    node I's log (stderr, appended across restarts)
   node-I/stdout      node I's stdout of its latest start (its 'ready addr=... id=...' line)
@@ -106,6 +112,7 @@ BIN=""
 SECRET=""
 SECRET_SET=0
 CLEAN=0
+TLS=0
 NO_WAIT=0
 TIMEOUT=""
 NEW_ID=""
@@ -184,6 +191,10 @@ parse_args() {
                 CLEAN=1
                 shift
                 ;;
+            --tls)
+                TLS=1
+                shift
+                ;;
             --no-wait)
                 NO_WAIT=1
                 shift
@@ -216,6 +227,9 @@ parse_args() {
     fi
     if [[ -n "$TIMEOUT" ]] && ! is_uint "$TIMEOUT"; then
         die "--timeout must be a whole number of seconds, got '$TIMEOUT'"
+    fi
+    if ((TLS)) && [[ "$CMD" != start ]]; then
+        die "--tls is only for start (a cluster started with it keeps it; see $PROG --help)"
     fi
     if [[ -n "$NEW_ID" ]]; then
         [[ "$CMD" == add-node ]] || die "--id is only for add-node (see $PROG --help)"
@@ -273,6 +287,31 @@ ensure_secret() {
     )
 }
 
+# ensure_tls — make DIR/tls (a CA, and one certificate for every node on $DEFAULT_HOST signed by
+# it) unless it holds the three PEM files already, e.g. made by a test with its own tool.
+ensure_tls() {
+    local t="$DIR/tls"
+    if [[ -s "$t/ca.pem" && -s "$t/node.pem" && -s "$t/node-key.pem" ]]; then
+        return 0
+    fi
+    need_cmd openssl "apt-get install -y openssl"
+    mkdir -p "$t"
+    info "making a CA and a node certificate for $DEFAULT_HOST in $t"
+    (
+        umask 077
+        set -e
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+            -subj "/CN=Raftka local cluster CA" -keyout "$t/ca-key.pem" -out "$t/ca.pem" 2>/dev/null
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+            -subj "/CN=raftka-node" -keyout "$t/node-key.pem" -out "$t/node.csr" 2>/dev/null
+        printf '%s\n' "subjectAltName=IP:$DEFAULT_HOST,DNS:localhost" "basicConstraints=CA:FALSE" \
+            "keyUsage=digitalSignature" "extendedKeyUsage=serverAuth" >"$t/node.ext"
+        openssl x509 -req -in "$t/node.csr" -CA "$t/ca.pem" -CAkey "$t/ca-key.pem" \
+            -CAcreateserial -days 825 -extfile "$t/node.ext" -out "$t/node.pem" 2>/dev/null
+        rm -f "$t/node.csr" "$t/node.ext" "$t/ca.srl"
+    ) || die "openssl could not make the certificates in $t"
+}
+
 # launch_node ID — start node ID in the background, detached from this shell's session, and
 # record its PID. Does not wait for readiness.
 launch_node() {
@@ -292,7 +331,14 @@ launch_node() {
     fi
     # NO_COLOR: the log goes to a file, so no ANSI colour codes (tracing-subscriber honours it).
     ensure_secret
-    local -a envs=(env -u RAFTKA_CLUSTER_SECRET NO_COLOR=1 "RAFTKA_CLUSTER_SECRET_FILE=$DIR/secret")
+    # TLS comes from DIR/tls only (the scripts' own curl calls follow it), never from the
+    # caller's environment.
+    local -a envs=(env -u RAFTKA_CLUSTER_SECRET -u RAFTKA_TLS_CERT -u RAFTKA_TLS_KEY -u RAFTKA_TLS_CA
+        NO_COLOR=1 "RAFTKA_CLUSTER_SECRET_FILE=$DIR/secret")
+    if [[ -f "$DIR/tls/node.pem" ]]; then
+        envs+=("RAFTKA_TLS_CERT=$DIR/tls/node.pem" "RAFTKA_TLS_KEY=$DIR/tls/node-key.pem"
+            "RAFTKA_TLS_CA=$DIR/tls/ca.pem")
+    fi
     local -a detach=()
     if command -v setsid >/dev/null 2>&1; then
         # Own session: Ctrl-C in the terminal that ran `start` does not reach the nodes. A
@@ -491,7 +537,7 @@ print_nodes() {
     printf '%-4s %-25s %-9s %s\n' ID ADDRESS PID LOG
     for id in "$@"; do
         pid="$(node_pid "$DIR" "$id")" || pid="-"
-        printf '%-4s %-25s %-9s %s\n' "$id" "http://$(node_addr "$id")" "$pid" \
+        printf '%-4s %-25s %-9s %s\n' "$id" "$(node_url "$id")" "$pid" \
             "$(node_dir "$DIR" "$id")/node.log"
     done
 }
@@ -516,7 +562,7 @@ cmd_start() {
         done
         if ((CLEAN)); then
             info "--clean: removing the previous cluster in $DIR"
-            rm -rf "$DIR"/node-* "$DIR/cluster.env" "$DIR/secret"
+            rm -rf "$DIR"/node-* "$DIR/cluster.env" "$DIR/secret" "$DIR/tls"
         else
             old_nodes="$CL_NODES" old_port="$CL_BASE_PORT" old_bin="$CL_BIN"
             if [[ -n "$NODES" && "$NODES" != "$old_nodes" ]] || [[ -n "$BASE_PORT" && "$BASE_PORT" != "$old_port" ]]; then
@@ -533,7 +579,7 @@ cmd_start() {
             info "starting the existing cluster in $DIR again (its data is kept)"
         fi
     elif ((CLEAN)); then
-        rm -rf "$DIR"/node-* "$DIR/secret"
+        rm -rf "$DIR"/node-* "$DIR/secret" "$DIR/tls"
     fi
 
     NODES="${NODES:-$DEFAULT_NODES}"
@@ -577,6 +623,9 @@ cmd_start() {
         )
     fi
     ensure_secret
+    if ((TLS)); then
+        ensure_tls
+    fi
 
     load_cluster_env "$DIR"
     if [[ -n "$old_peers" ]]; then
@@ -595,7 +644,12 @@ cmd_start() {
     fi
     heading "Raftka cluster of ${#ids[@]} node(s) is ready ($DIR)"
     print_nodes "${ids[@]}"
-    printf '\nTry: curl -s http://%s/v1/cluster\n' "$(node_addr 1)"
+    if [[ "$CL_SCHEME" == https ]]; then
+        printf '\nTry: curl -s --cacert %s %s/v1/cluster\n' "$DIR/tls/ca.pem" "$(node_url 1)"
+        printf '     raftka --ca %s --bootstrap %s cluster status\n' "$DIR/tls/ca.pem" "$(node_addr 1)"
+    else
+        printf '\nTry: curl -s %s/v1/cluster\n' "$(node_url 1)"
+    fi
     printf 'Stop it with: %s stop --dir %s\n' "$PROG" "$DIR"
 }
 
@@ -644,13 +698,13 @@ cmd_status() {
         else
             pid="-" state=down
         fi
-        printf '%-4s %-25s %-7s %-6s %-9s %s\n' "$id" "http://$(node_addr "$id")" "$state" "$ready" \
+        printf '%-4s %-25s %-7s %-6s %-9s %s\n' "$id" "$(node_url "$id")" "$state" "$ready" \
             "$pid" "$(node_dir "$DIR" "$id")/node.log"
     done
     leader="unknown"
     for ((id = 1; id <= CL_NODES; id++)); do
         [[ "$(node_ready_code "$id")" == 200 ]] || continue
-        body="$(curl -s --max-time 2 "http://$(node_addr "$id")/v1/cluster" 2>/dev/null)" || continue
+        body="$(ccurl -s --max-time 2 "$(node_url "$id")/v1/cluster" 2>/dev/null)" || continue
         if [[ "$body" =~ \"metadata_leader\":[[:space:]]*([0-9]+|null) ]]; then
             leader="${BASH_REMATCH[1]}"
             break
@@ -712,7 +766,7 @@ cmd_restart() {
 under_replicated() {
     local addr body
     addr="$(any_live_node_addr)" || return 0
-    body="$(curl -s --max-time 5 "http://$addr/v1/cluster" 2>/dev/null)" || return 0
+    body="$(ccurl -s --max-time 5 "$CL_SCHEME://$addr/v1/cluster" 2>/dev/null)" || return 0
     if [[ "$body" =~ \"under_replicated_partitions\":[[:space:]]*([0-9]+) ]]; then
         printf '%s' "${BASH_REMATCH[1]}"
     fi
@@ -757,7 +811,7 @@ cmd_rolling_restart() {
     local round body
     for round in 1 2 3 4 5 6 7 8 9 10; do
         addr="$(any_live_node_addr)" || break
-        body="$(curl -s --max-time 60 -XPOST "http://$addr/v1/cluster/rebalance-leaders")" || body=""
+        body="$(ccurl -s --max-time 60 -XPOST "$CL_SCHEME://$addr/v1/cluster/rebalance-leaders")" || body=""
         [[ -n "$body" && "$body" != *target_not_ready* && "$body" != *timed_out* ]] && break
         ((round < 10)) || warn "some leaderships are not back on their preferred replicas yet (nodes retry every --leader-rebalance-interval-ms)"
         sleep 1

@@ -68,7 +68,7 @@ abspath() {
 # http_code URL [MAX_TIME] — print the HTTP status code of GET URL, or 000 when unreachable.
 http_code() {
     local code
-    code="$(curl -s -o /dev/null -w '%{http_code}' --max-time "${2:-2}" "$1" 2>/dev/null)" || true
+    code="$(curl -s "${CL_CURL_TLS[@]}" -o /dev/null -w '%{http_code}' --max-time "${2:-2}" "$1" 2>/dev/null)" || true
     printf '%s' "${code:-000}"
 }
 
@@ -149,12 +149,33 @@ load_cluster_env() {
     is_uint "$CL_BASE_PORT" || die "$dir/cluster.env: bad BASE_PORT '$CL_BASE_PORT'"
     [[ -n "$CL_BIN" ]] || die "$dir/cluster.env: missing BIN"
     [[ -n "$CL_PEERS" ]] || die "$dir/cluster.env: missing PEERS"
+    cluster_tls "$dir"
 }
+
+# CL_SCHEME, CL_CURL_TLS — http and no curl options, or for a TLS cluster (DIR/tls/node.pem
+# exists, see cluster.sh start --tls) https and the cluster's CA.
+CL_SCHEME=http
+CL_CURL_TLS=()
+# cluster_tls DIR — set CL_SCHEME and CL_CURL_TLS for the cluster in DIR.
+cluster_tls() {
+    if [[ -f "$1/tls/node.pem" ]]; then
+        CL_SCHEME=https
+        CL_CURL_TLS=(--cacert "$1/tls/ca.pem")
+    else
+        CL_SCHEME=http
+        CL_CURL_TLS=()
+    fi
+}
+
+# ccurl ARGS... — curl with the cluster's TLS options (needs load_cluster_env).
+ccurl() { curl "${CL_CURL_TLS[@]}" "$@"; }
 
 # node_port ID — HTTP port of node ID (needs load_cluster_env).
 node_port() { printf '%s' "$((CL_BASE_PORT + $1 - 1))"; }
 # node_addr ID — host:port of node ID (needs load_cluster_env).
 node_addr() { printf '%s:%s' "$CL_HOST" "$(node_port "$1")"; }
+# node_url ID — scheme://host:port of node ID (needs load_cluster_env).
+node_url() { printf '%s://%s' "$CL_SCHEME" "$(node_addr "$1")"; }
 # node_dir DIR ID — node ID's directory.
 node_dir() { printf '%s/node-%s' "$1" "$2"; }
 
@@ -224,9 +245,9 @@ signal_node() {
 }
 
 # node_ready_code ID — HTTP status of node ID's /readyz (000 when unreachable).
-node_ready_code() { http_code "http://$(node_addr "$1")/readyz"; }
+node_ready_code() { http_code "$(node_url "$1")/readyz"; }
 # node_health_code ID — HTTP status of node ID's /healthz.
-node_health_code() { http_code "http://$(node_addr "$1")/healthz"; }
+node_health_code() { http_code "$(node_url "$1")/healthz"; }
 
 # port_in_use PORT [HOST] — true when something accepts TCP connections on HOST:PORT.
 port_in_use() {

@@ -38,7 +38,12 @@ pub(crate) struct ProduceAck {
 #[derive(Clone, Debug)]
 pub struct Client {
     http: reqwest::Client,
+    /// Base URLs (`scheme://host:port`) of the bootstrap nodes.
     nodes: std::sync::Arc<Vec<String>>,
+    /// The bootstrap addresses as given (a scheme or none).
+    given: std::sync::Arc<Vec<String>>,
+    /// The scheme of addresses given without one: `https` or `http`.
+    https: bool,
     next: std::sync::Arc<AtomicUsize>,
     leaders: std::sync::Arc<LeaderCache>,
     auth: Option<BearerToken>,
@@ -79,7 +84,10 @@ impl BearerToken {
 }
 
 impl Client {
-    /// A client for the given `host:port` (or `http://host:port`) addresses.
+    /// A client for the given `host:port` (or `http://host:port`, `https://host:port`)
+    /// addresses. Addresses without a scheme use `http://`, or `https://` when any address
+    /// given has it; the nodes' addresses the client learns from the cluster follow the same
+    /// scheme. [`Client::with_ca_pem`] adds a CA to trust (and makes HTTPS the default).
     ///
     /// # Errors
     /// [`Error::Config`] when no address is given.
@@ -88,36 +96,59 @@ impl Client {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let nodes: Vec<String> = bootstrap
+        let given: Vec<String> = bootstrap
             .into_iter()
             .map(|s| s.as_ref().trim().trim_end_matches('/').to_string())
             .filter(|s| !s.is_empty())
-            .map(|s| {
-                if s.starts_with("http://") || s.starts_with("https://") {
-                    s
-                } else {
-                    format!("http://{s}")
-                }
-            })
             .collect();
-        if nodes.is_empty() {
+        if given.is_empty() {
             return Err(Error::Config("no bootstrap address".into()));
         }
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(256)
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| Error::Config(e.to_string()))?;
+        let https = given.iter().any(|s| s.starts_with("https://"));
+        let http = http_client(&[])?;
         Ok(Self {
             http,
-            nodes: std::sync::Arc::new(nodes),
+            nodes: std::sync::Arc::new(given.iter().map(|s| base_url(s, https)).collect()),
+            given: std::sync::Arc::new(given),
+            https,
             next: std::sync::Arc::new(AtomicUsize::new(0)),
             leaders: std::sync::Arc::default(),
             auth: None,
         })
+    }
+
+    /// This client over HTTPS, trusting the CA certificates in `pem` (one or more PEM
+    /// certificates, e.g. a cluster's own CA) as well as the system's roots. Bootstrap
+    /// addresses given without a scheme, and the node addresses learnt from the cluster, use
+    /// `https://` from now on.
+    ///
+    /// ```no_run
+    /// # fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ca = std::fs::read("ca.pem")?;
+    /// let client = raftka_client::Client::new(["127.0.0.1:19091"])?.with_ca_pem(&ca)?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `pem` holds no certificate or one that cannot be parsed.
+    pub fn with_ca_pem(mut self, pem: &[u8]) -> Result<Self, Error> {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| Error::Config(format!("CA certificates: {e}")))?;
+        if certs.is_empty() {
+            return Err(Error::Config(
+                "CA certificates: no PEM certificate found".into(),
+            ));
+        }
+        self.http = http_client(&certs)?;
+        self.https = true;
+        self.nodes = std::sync::Arc::new(self.given.iter().map(|s| base_url(s, true)).collect());
+        self.leaders = std::sync::Arc::default();
+        Ok(self)
+    }
+
+    /// Whether the client reaches nodes over HTTPS by default.
+    pub fn is_https(&self) -> bool {
+        self.https
     }
 
     /// This client with a bearer token: every request it (and every clone made afterwards,
@@ -160,18 +191,19 @@ impl Client {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let nodes: Vec<String> = bootstrap
+        let given: Vec<String> = bootstrap
             .into_iter()
-            .map(|s| s.as_ref().trim().to_string())
+            .map(|s| s.as_ref().trim().trim_end_matches('/').to_string())
             .filter(|s| !s.is_empty())
-            .map(|s| base_url(&s))
             .collect();
-        if nodes.is_empty() {
+        if given.is_empty() {
             return Err(Error::Config("no bootstrap address".into()));
         }
         Ok(Self {
             http: self.http.clone(),
-            nodes: std::sync::Arc::new(nodes),
+            nodes: std::sync::Arc::new(given.iter().map(|s| base_url(s, self.https)).collect()),
+            given: std::sync::Arc::new(given),
+            https: self.https,
             next: std::sync::Arc::new(AtomicUsize::new(0)),
             leaders: std::sync::Arc::default(),
             auth: self.auth.clone(),
@@ -522,7 +554,7 @@ impl Client {
                 .nodes
                 .iter()
                 .find(|n| n.id == id)
-                .map(|n| base_url(&n.address))
+                .map(|n| base_url(&n.address, self.https))
         };
         self.leaders.update(topic, &leaders, addr_of);
     }
@@ -591,14 +623,31 @@ enum Resend {
     Always,
 }
 
-/// `host:port` as a base URL (kept as is when it has a scheme).
-fn base_url(addr: &str) -> String {
+/// `host:port` as a base URL, `https://` or `http://` (kept as is when it has a scheme).
+fn base_url(addr: &str, https: bool) -> String {
     let addr = addr.trim().trim_end_matches('/');
     if addr.starts_with("http://") || addr.starts_with("https://") {
         addr.to_string()
+    } else if https {
+        format!("https://{addr}")
     } else {
         format!("http://{addr}")
     }
+}
+
+/// The HTTP client: the system's roots and `extra_roots` trusted for HTTPS.
+fn http_client(extra_roots: &[reqwest::Certificate]) -> Result<reqwest::Client, Error> {
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(256)
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(60))
+        .use_rustls_tls();
+    for cert in extra_roots {
+        builder = builder.add_root_certificate(cert.clone());
+    }
+    builder.build().map_err(|e| Error::Config(e.to_string()))
 }
 
 /// A 2xx reply decoded as `T`, or the server's error.

@@ -35,6 +35,9 @@ pub enum ConfigError {
     /// Neither or both of `--peers` and `--join`, or a join without a usable address.
     #[error("{0}")]
     Membership(String),
+    /// TLS flags that do not go together, or TLS files that cannot be used.
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// How the node writes its log lines (to stderr).
@@ -147,6 +150,20 @@ pub struct Config {
     #[arg(long, env = "RAFTKA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Serve HTTPS with this certificate chain (PEM, leaf first; needs `--tls-key`). The node
+    /// then reaches its peers over HTTPS as well: give every node of a cluster a certificate.
+    #[arg(long, env = "RAFTKA_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "RAFTKA_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// CA certificates (PEM) that peers' certificates are verified against, in place of the
+    /// system's roots (for a cluster with its own CA). Only with `--tls-cert`.
+    #[arg(long, env = "RAFTKA_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+
     /// Raft heartbeat interval in milliseconds.
     #[arg(long, env = "RAFTKA_HEARTBEAT_MS", default_value_t = 250)]
     pub heartbeat_ms: u64,
@@ -237,6 +254,9 @@ impl Config {
             secret: Some("raftka-test-secret".into()),
             secret_file: None,
             log_format: LogFormat::Text,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
             auth: AuthMode::Off,
             admin_token: None,
             admin_token_file: None,
@@ -307,6 +327,26 @@ impl Config {
         self.join.is_empty()
             && self.peers.len() == 1
             && self.peer_map().is_ok_and(|p| p.contains_key(&self.id))
+    }
+
+    /// Whether the node serves HTTPS (and so reaches its peers over HTTPS).
+    pub fn tls_enabled(&self) -> bool {
+        self.tls_cert.is_some()
+    }
+
+    /// How this node reaches its peers: the scheme, and the CA from `--tls-ca` (loaded now).
+    ///
+    /// # Errors
+    /// [`ConfigError::Tls`] when the CA file cannot be used.
+    pub fn peer_tls(&self) -> Result<crate::tls::PeerTls, ConfigError> {
+        let ca = match &self.tls_ca {
+            Some(path) => crate::tls::load_ca(path).map_err(|e| ConfigError::Tls(e.to_string()))?,
+            None => Vec::new(),
+        };
+        Ok(crate::tls::PeerTls {
+            enabled: self.tls_enabled(),
+            ca,
+        })
     }
 
     /// The cluster secret (empty before [`Config::prepare`] resolved it, which `validate`
@@ -418,6 +458,18 @@ impl Config {
                 )))
             }
             Some(_) => {}
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ConfigError::Tls(
+                "--tls-cert and --tls-key go together".into(),
+            ));
+        }
+        if self.tls_ca.is_some() && self.tls_cert.is_none() {
+            return Err(ConfigError::Tls(
+                "--tls-ca verifies peers over TLS: it needs --tls-cert and --tls-key (a cluster \
+                 is all TLS or all plain)"
+                    .into(),
+            ));
         }
         if self.admin_token.as_deref().is_some_and(|t| t.len() < 16) {
             return Err(ConfigError::Secret(

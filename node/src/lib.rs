@@ -20,7 +20,8 @@
 //!   consumer groups and their coordinator, and reconciling open groups with the metadata;
 //! - [`raft`]: openraft configuration, HTTP network and the Raft RPC routes;
 //! - [`metrics`]: the node's metrics registry and `GET /metrics` (Prometheus text format);
-//! - [`serve`]: the HTTP server loop (graceful shutdown);
+//! - [`serve`]: the HTTP server loop (plain or TLS, graceful shutdown);
+//! - [`tls`]: TLS for the listener and for requests to peers (rustls, PEM files);
 //! - [`partitioner`]: Kafka's murmur2 partitioner, from `raftka-protocol` (one copy for the
 //!   server and the client).
 //!
@@ -38,6 +39,7 @@ pub mod partition;
 pub use raftka_protocol::partitioner;
 pub mod raft;
 pub mod serve;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -92,12 +94,20 @@ pub async fn start(
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Other(e.to_string()))?;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            tls::acceptor(cert, key)
+                .map_err(|e| StartError::Config(config::ConfigError::Tls(e.to_string())))?,
+        ),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let node = Node::start(config, faults).await?;
     let stop = tokio_util::sync::CancellationToken::new();
     let app = api::app(node.clone());
     let token = stop.clone();
-    let server = tokio::spawn(serve::serve(listener, app, token));
-    tracing::info!(node_id = node.id(), %addr, "node serving");
+    let server = tokio::spawn(serve::serve(listener, app, tls, token));
+    tracing::info!(node_id = node.id(), %addr, scheme, "node serving");
     Ok(RunningNode {
         node,
         addr,

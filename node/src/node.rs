@@ -95,6 +95,7 @@ impl Node {
             peers.clone(),
             config.cluster_secret().to_string(),
             faults,
+            &config.peer_tls()?,
         )
         .map_err(|e| StartError::Other(e.to_string()))?;
         let raft_config =

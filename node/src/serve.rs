@@ -1,22 +1,35 @@
-//! The HTTP accept loop. Connections are owned by a `JoinSet`, so dropping the server (a crash
-//! in tests) ends every connection at once, and a graceful stop drains them with a deadline.
+//! The HTTP accept loop, plain or TLS. Connections are owned by a `JoinSet`, so dropping the
+//! server (a crash in tests) ends every connection at once, and a graceful stop drains them with
+//! a deadline.
 
 use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 /// How long a graceful stop waits for in-flight requests (long polls included).
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Serves `app` on `listener` until `stop` is cancelled, then drains connections.
-pub async fn serve(listener: TcpListener, app: Router, stop: CancellationToken) {
+/// How long a client has to send its first byte and finish the TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener` until `stop` is cancelled, then drains connections. With `tls`,
+/// every connection must start with a TLS handshake; a plain-HTTP request gets a `400` that
+/// says to use `https://`, and the connection is closed.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<TlsAcceptor>,
+    stop: CancellationToken,
+) {
     let builder = Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     let mut conns = JoinSet::new();
@@ -34,12 +47,13 @@ pub async fn serve(listener: TcpListener, app: Router, stop: CancellationToken) 
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(app.clone());
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-                let conn = graceful.watch(conn);
-                conns.spawn(async move {
-                    let _ = conn.await;
-                });
+                conns.spawn(connection(
+                    stream,
+                    app.clone(),
+                    builder.clone(),
+                    tls.clone(),
+                    graceful.watcher(),
+                ));
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
@@ -50,4 +64,55 @@ pub async fn serve(listener: TcpListener, app: Router, stop: CancellationToken) 
         _ = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("drain timed out; closing connections"),
     }
     conns.abort_all();
+}
+
+/// Serves one connection: HTTP/1.1 or HTTP/2, over TLS when `tls` is set.
+async fn connection(
+    stream: TcpStream,
+    app: Router,
+    builder: Builder<TokioExecutor>,
+    tls: Option<TlsAcceptor>,
+    watcher: Watcher,
+) {
+    let service = TowerToHyperService::new(app);
+    let Some(acceptor) = tls else {
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let _ = watcher.watch(conn.into_owned()).await;
+        return;
+    };
+    let peer = stream.peer_addr().ok();
+    let handshake = async {
+        if !starts_with_tls(&stream).await? {
+            let mut stream = stream;
+            let _ = stream.write_all(&crate::tls::plain_http_reply()).await;
+            let _ = stream.shutdown().await;
+            return Ok(None);
+        }
+        acceptor.accept(stream).await.map(Some)
+    };
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(Some(stream))) => stream,
+        Ok(Ok(None)) => {
+            tracing::debug!(?peer, "plain HTTP on the TLS port; answered 400");
+            return;
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(?peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(?peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let _ = watcher.watch(conn.into_owned()).await;
+}
+
+/// Whether the client's first byte opens a TLS handshake (waits for it; `false` at once when
+/// the client closes without sending anything).
+async fn starts_with_tls(stream: &TcpStream) -> std::io::Result<bool> {
+    let mut first = [0u8; 1];
+    let n = stream.peek(&mut first).await?;
+    Ok(n == 1 && first[0] == crate::tls::HANDSHAKE_RECORD)
 }

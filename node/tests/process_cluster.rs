@@ -11,6 +11,9 @@
 //!   Values that were never sent, or only ever failed with `not_applied`, must not appear at all.
 //!
 //! The two tests run one after the other (a process-wide lock): the machine has 2 cores.
+//! The leader-kill test runs twice: over plain HTTP, and with TLS on every listener and between
+//! the nodes (`cluster.sh start --tls` with certificates made by rcgen).
+//!
 //! Set `RAFTKA_KEEP_TEST_CLUSTER=1` to keep the cluster directory (data and logs) of a failed run.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -21,6 +24,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde_json::{json, Value};
+
+#[path = "support/certs.rs"]
+mod certs;
 
 const TOPIC: &str = "t";
 const PARTITIONS: u32 = 3;
@@ -83,11 +89,19 @@ struct Cluster {
     base_port: u16,
     script: PathBuf,
     passed: bool,
+    /// The CA of a TLS cluster (its nodes serve HTTPS only, to clients and to each other).
+    ca: Option<PathBuf>,
 }
 
 impl Cluster {
-    /// Starts a `NODES`-node cluster, trying a few port ranges if one is taken.
+    /// Starts a `NODES`-node cluster over plain HTTP.
     async fn start() -> Result<Self> {
+        Self::start_with(false).await
+    }
+
+    /// Starts a `NODES`-node cluster (TLS everywhere when `tls`), trying a few port ranges if
+    /// one is taken.
+    async fn start_with(tls: bool) -> Result<Self> {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/cluster.sh");
         let bin = env!("CARGO_BIN_EXE_raftka-node");
         let pid = u64::from(std::process::id());
@@ -106,27 +120,32 @@ impl Cluster {
                 base_port,
                 script: script.clone(),
                 passed: false,
+                ca: None,
             };
+            if tls {
+                cluster.ca = Some(certs::write_test_certs(&cluster.dir_path.join("tls")).ca);
+            }
             log!(
                 "starting a {NODES}-node cluster on ports {base_port}.. in {}",
                 cluster.dir_path.display()
             );
             let nodes = NODES.to_string();
             let port = base_port.to_string();
-            match cluster
-                .run(&[
-                    "start",
-                    "-n",
-                    &nodes,
-                    "--base-port",
-                    &port,
-                    "--bin",
-                    bin,
-                    "--timeout",
-                    "90",
-                ])
-                .await
-            {
+            let mut args = vec![
+                "start",
+                "-n",
+                &nodes,
+                "--base-port",
+                &port,
+                "--bin",
+                bin,
+                "--timeout",
+                "90",
+            ];
+            if tls {
+                args.push("--tls");
+            }
+            match cluster.run(&args).await {
                 Ok(out) => {
                     log!("cluster up:\n{out}");
                     return Ok(cluster);
@@ -151,7 +170,24 @@ impl Cluster {
     }
 
     fn url(&self, id: u64, path: &str) -> String {
-        format!("http://{}{}", self.addr(id), path)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}{}", self.addr(id), path)
+    }
+
+    /// A client for this cluster: one that trusts its CA when it runs TLS.
+    fn http_client(&self) -> Result<reqwest::Client> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .connect_timeout(Duration::from_secs(2));
+        if let Some(ca) = &self.ca {
+            let pem = std::fs::read(ca).context("reading the test CA")?;
+            let ca = reqwest::Certificate::from_pem(&pem).context("parsing the test CA")?;
+            builder = builder
+                .use_rustls_tls()
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(ca);
+        }
+        builder.build().context("building the HTTP client")
     }
 
     /// Runs `cluster.sh ARGS --dir DIR`; fails (with its output) when it exits non-zero.
@@ -231,14 +267,6 @@ impl Drop for Cluster {
 // -------------------------------------------------------------------------------------------------
 // HTTP helpers
 // -------------------------------------------------------------------------------------------------
-
-fn http_client() -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(15))
-        .connect_timeout(Duration::from_secs(2))
-        .build()
-        .context("building the HTTP client")
-}
 
 /// The error body every failed request carries.
 #[derive(Debug, Clone)]
@@ -1071,10 +1099,22 @@ fn summary(producer: &Producer) -> String {
 
 #[test]
 fn acknowledged_records_survive_leader_kill_and_restart() -> Result<()> {
-    run_serial(|| async {
+    run_serial(|| leader_kill_and_restart(false))
+}
+
+/// The same over TLS: clients and the nodes' Raft and forwarding traffic are HTTPS.
+#[test]
+fn acknowledged_records_survive_leader_kill_and_restart_over_tls() -> Result<()> {
+    run_serial(|| leader_kill_and_restart(true))
+}
+
+/// Produces under load, `kill -9`s partition 0's leader, restarts it, kills another node, and
+/// reads every acknowledged record back through the survivors.
+async fn leader_kill_and_restart(tls: bool) -> Result<()> {
+    {
         const TARGET: usize = 20_000;
-        let cluster = Arc::new(Cluster::start().await?);
-        let client = http_client()?;
+        let cluster = Arc::new(Cluster::start_with(tls).await?);
+        let client = cluster.http_client()?;
         create_topic(&cluster, &client).await?;
         let all: Vec<u64> = (1..=NODES).collect();
         let before = wait_for_leaders(&cluster, &client, &all).await?;
@@ -1160,7 +1200,7 @@ fn acknowledged_records_survive_leader_kill_and_restart() -> Result<()> {
             Err(_) => bail!("cluster still shared after the producers finished"),
         }
         Ok(())
-    })
+    }
 }
 
 #[test]
@@ -1169,7 +1209,7 @@ fn whole_cluster_kill_and_restart_keeps_acknowledged_records() -> Result<()> {
         const BEFORE_CRASH: usize = 5_000;
         const AFTER_RESTART: usize = 1_000;
         let cluster = Arc::new(Cluster::start().await?);
-        let client = http_client()?;
+        let client = cluster.http_client()?;
         create_topic(&cluster, &client).await?;
         let all: Vec<u64> = (1..=NODES).collect();
         wait_for_leaders(&cluster, &client, &all).await?;

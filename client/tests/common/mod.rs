@@ -9,6 +9,9 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+#[path = "../../../node/tests/support/certs.rs"]
+pub mod certs;
+
 /// The workspace root (the parent of `client/`).
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -57,6 +60,8 @@ pub struct Cluster {
     base: u16,
     /// The nodes' extra environment, for every `cluster.sh` run (restarts too).
     envs: Vec<(String, String)>,
+    /// The CA of a TLS cluster ([`Cluster::start_tls`]); `raftka` gets it as `RAFTKA_CA`.
+    pub ca: Option<PathBuf>,
 }
 
 impl Cluster {
@@ -79,6 +84,17 @@ impl Cluster {
     /// environment variables (e.g. `RAFTKA_AUTH=required`); `cluster.sh` passes its
     /// environment on to the nodes.
     pub fn start_with_env(n: u16, spare: u16, envs: &[(&str, &str)]) -> Cluster {
+        Self::start_inner(n, spare, envs, false)
+    }
+
+    /// A cluster of `n` nodes that serve HTTPS only, to clients and to each other
+    /// (`cluster.sh start --tls`), with a CA and certificate made by rcgen; [`Cluster::ca`] is
+    /// the CA and `bootstrap` holds `https://` addresses.
+    pub fn start_tls(n: u16) -> Cluster {
+        Self::start_inner(n, 0, &[], true)
+    }
+
+    fn start_inner(n: u16, spare: u16, envs: &[(&str, &str)], tls: bool) -> Cluster {
         let bin = node_bin();
         let mut last = String::new();
         for _attempt in 0..3 {
@@ -87,6 +103,7 @@ impl Cluster {
                 .tempdir()
                 .expect("temp dir");
             let base = free_base_port(n + spare);
+            let ca = tls.then(|| certs::write_test_certs(&dir.path().join("cluster/tls")).ca);
             let out = Command::new(workspace().join("scripts/cluster.sh"))
                 .args([
                     "start",
@@ -99,16 +116,19 @@ impl Cluster {
                 .arg(dir.path().join("cluster"))
                 .arg("--bin")
                 .arg(&bin)
+                .args(tls.then_some("--tls"))
                 .envs(envs.iter().copied())
                 .stdin(Stdio::null())
                 .output()
                 .expect("run scripts/cluster.sh");
+            let scheme = if tls { "https://" } else { "" };
             let cluster = Cluster {
                 dir,
                 bootstrap: (0..n)
-                    .map(|k| format!("127.0.0.1:{}", base + k))
+                    .map(|k| format!("{scheme}127.0.0.1:{}", base + k))
                     .collect::<Vec<_>>()
                     .join(","),
+                ca,
                 base,
                 envs: envs
                     .iter()
@@ -124,14 +144,24 @@ impl Cluster {
         panic!("cluster did not start: {last}");
     }
 
-    /// Runs `raftka ARGS` against this cluster.
+    /// Runs `raftka ARGS` against this cluster (trusting its CA when it runs TLS).
     pub fn raftka(&self, args: &[&str]) -> Output {
-        raftka_with(&self.bootstrap, args, None)
+        self.raftka_inner(args, None)
     }
 
     /// Runs `raftka ARGS` with `stdin` as standard input.
     pub fn raftka_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
-        raftka_with(&self.bootstrap, args, Some(stdin))
+        self.raftka_inner(args, Some(stdin))
+    }
+
+    fn raftka_inner(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        match &self.ca {
+            Some(ca) => {
+                let ca = ca.to_str().expect("utf-8 path");
+                raftka_env(&self.bootstrap, args, stdin, &[("RAFTKA_CA", ca)])
+            }
+            None => raftka_with(&self.bootstrap, args, stdin),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -210,8 +240,19 @@ impl Drop for Cluster {
 
 /// Runs the `raftka` binary with RAFTKA_BOOTSTRAP set and colours off.
 pub fn raftka_with(bootstrap: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    raftka_env(bootstrap, args, stdin, &[])
+}
+
+/// [`raftka_with`] with more environment variables.
+pub fn raftka_env(
+    bootstrap: &str,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+    envs: &[(&str, &str)],
+) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_raftka"));
     cmd.args(args)
+        .envs(envs.iter().copied())
         .env("RAFTKA_BOOTSTRAP", bootstrap)
         .env("NO_COLOR", "1")
         .stdin(if stdin.is_some() {

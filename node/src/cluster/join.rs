@@ -72,6 +72,7 @@ pub async fn join(
         BTreeMap::new(),
         config.cluster_secret().to_string(),
         faults.clone(),
+        &config.peer_tls()?,
     )
     .map_err(|e| StartError::Other(e.to_string()))?;
     let req = InternalRequest::Join {

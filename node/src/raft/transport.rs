@@ -104,6 +104,8 @@ struct Inner {
     /// The address book: `--peers`, then the metadata's node registry as it is applied.
     peers: RwLock<BTreeMap<NodeId, String>>,
     http: reqwest::Client,
+    /// `http` or `https` (`--tls-cert`: a cluster is all TLS or all plain).
+    scheme: &'static str,
     secret: String,
     faults: NetFaults,
 }
@@ -115,7 +117,7 @@ pub struct Transport {
 }
 
 impl Transport {
-    /// A transport for node `self_id` of a cluster with `peers`.
+    /// A transport for node `self_id` of a cluster with `peers`, over HTTPS when `tls` says so.
     ///
     /// # Errors
     /// When the HTTP client cannot be built (TLS backend missing, …).
@@ -124,18 +126,26 @@ impl Transport {
         peers: BTreeMap<NodeId, String>,
         secret: String,
         faults: NetFaults,
+        tls: &crate::tls::PeerTls,
     ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .no_proxy()
             .pool_max_idle_per_host(64)
             .tcp_nodelay(true)
-            .connect_timeout(Duration::from_millis(500))
-            .build()?;
+            .connect_timeout(Duration::from_millis(500));
+        if tls.enabled {
+            builder = builder.use_rustls_tls().https_only(true);
+            for ca in &tls.ca {
+                builder = builder.add_root_certificate(ca.clone());
+            }
+        }
+        let http = builder.build()?;
         Ok(Self {
             inner: Arc::new(Inner {
                 self_id,
                 peers: RwLock::new(peers),
                 http,
+                scheme: tls.scheme(),
                 secret,
                 faults,
             }),
@@ -239,7 +249,7 @@ impl Transport {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<bytes::Bytes, SendError> {
-        let url = format!("http://{addr}{path}");
+        let url = format!("{}://{addr}{path}", self.inner.scheme);
         let mut request = self
             .inner
             .http
@@ -288,7 +298,7 @@ impl Transport {
         match self
             .inner
             .http
-            .get(format!("http://{addr}{path}"))
+            .get(format!("{}://{addr}{path}", self.inner.scheme))
             .timeout(timeout)
             .send()
             .await

@@ -95,6 +95,12 @@ struct Cli {
     #[arg(long, env = "RAFTKA_TOKEN_FILE", global = true, value_name = "PATH")]
     token_file: Option<String>,
 
+    /// Trust the CA certificates in this PEM file (a cluster's own CA) and use HTTPS for
+    /// addresses given without a scheme. Without it, https:// addresses are verified against
+    /// the system's roots.
+    #[arg(long, env = "RAFTKA_CA", global = true, value_name = "PATH")]
+    ca: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -193,7 +199,7 @@ fn read_token_file(path: &Path) -> Result<String, UsageError> {
     Ok(token.to_string())
 }
 
-/// The client for `cli`: its bootstrap nodes and token.
+/// The client for `cli`: its bootstrap nodes, CA and token.
 fn client(cli: &Cli, matches: &clap::ArgMatches) -> Result<raftka_client::Client, UsageError> {
     let on_command_line = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
     let token = resolve_token(
@@ -202,8 +208,15 @@ fn client(cli: &Cli, matches: &clap::ArgMatches) -> Result<raftka_client::Client
             .clone()
             .map(|p| (PathBuf::from(p), on_command_line("token_file"))),
     )?;
-    let client = raftka_client::Client::new(&cli.bootstrap)
+    let mut client = raftka_client::Client::new(&cli.bootstrap)
         .map_err(|e| UsageError(format!("--bootstrap: {e}")))?;
+    if let Some(path) = cli.ca.as_deref().filter(|p| !p.as_os_str().is_empty()) {
+        let pem =
+            std::fs::read(path).map_err(|e| UsageError(format!("--ca {}: {e}", path.display())))?;
+        client = client
+            .with_ca_pem(&pem)
+            .map_err(|e| UsageError(format!("--ca {}: {e}", path.display())))?;
+    }
     match token {
         Some(t) => client
             .with_token(t)

@@ -244,20 +244,22 @@ async fn poller_without(client: &Client, node: NodeId) -> Client {
         .unwrap_or_else(|_| client.clone())
 }
 
-/// The bootstrap addresses (`http://host:port`) without `node`'s, or when none is left the
+/// The bootstrap addresses (`scheme://host:port`) without `node`'s, or when none is left the
 /// addresses of the other nodes that are not removed.
 fn other_addresses(bootstrap: &[String], state: &ClusterState, node: NodeId) -> Vec<String> {
-    let Some(addr) = state.nodes.iter().find(|n| n.id == node).map(|n| {
-        let a = n.address.trim_end_matches('/');
-        if a.contains("://") {
-            a.to_string()
-        } else {
-            format!("http://{a}")
-        }
-    }) else {
+    let Some(addr) = state
+        .nodes
+        .iter()
+        .find(|n| n.id == node)
+        .map(|n| host_port(&n.address))
+    else {
         return bootstrap.to_vec();
     };
-    let kept: Vec<String> = bootstrap.iter().filter(|b| **b != addr).cloned().collect();
+    let kept: Vec<String> = bootstrap
+        .iter()
+        .filter(|b| host_port(b) != addr)
+        .cloned()
+        .collect();
     if !kept.is_empty() {
         return kept;
     }
@@ -267,6 +269,12 @@ fn other_addresses(bootstrap: &[String], state: &ClusterState, node: NodeId) -> 
         .filter(|n| n.id != node && n.state != Some(NodeState::Removed))
         .map(|n| n.address.clone())
         .collect()
+}
+
+/// `host:port` of an address with or without a scheme.
+fn host_port(addr: &str) -> &str {
+    let addr = addr.trim().trim_end_matches('/');
+    addr.split_once("://").map_or(addr, |(_, rest)| rest)
 }
 
 /// Polls until every move of `target` has left the moves in flight (and its node, if any, is
@@ -549,6 +557,12 @@ mod tests {
             other_addresses(&bootstrap[1..], &state, 2),
             vec!["127.0.0.1:19091".to_string(), "127.0.0.1:19093".to_string()]
         );
+        // Over HTTPS as well.
+        let https = vec![
+            "https://127.0.0.1:19091".to_string(),
+            "https://127.0.0.1:19092".to_string(),
+        ];
+        assert_eq!(other_addresses(&https, &state, 2), vec![https[0].clone()]);
         // A node the cluster does not know: the bootstrap list as it is.
         assert_eq!(other_addresses(&bootstrap, &state, 9), bootstrap);
     }
