@@ -92,6 +92,13 @@ impl<V> ProduceRecord<V> {
 /// `POST /v1/topics/{t}/records`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(example = json!({"records": [
+        {"key": "alice", "value": {"total": 42}},
+        {"value_base64": "AAEC", "headers": {"source": "web"}}
+    ]}))
+)]
 #[serde(bound(serialize = "V: Serialize", deserialize = "V: Deserialize<'de>"))]
 // The schema is the wire shape whatever `V` is (any JSON value), hence no bound on `V`.
 #[cfg_attr(feature = "openapi", schema(bound = ""))]

@@ -39,6 +39,10 @@ pub struct CreateTopicRequest {
 /// `PATCH /v1/topics/{t}/configs`: configs to set; a `null` value resets one to its default.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(example = json!({"configs": {"retention.ms": "604800000", "retention.bytes": null}}))
+)]
 #[serde(deny_unknown_fields)]
 pub struct AlterConfigsRequest {
     /// Config name to value (string or number), or `null`; at least one.

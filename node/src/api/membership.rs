@@ -115,7 +115,7 @@ pub async fn reassignments(
     path = "/v1/cluster/rebalance",
     tag = "cluster",
     operation_id = "rebalance",
-    request_body(content = Option<RebalanceRequest>, description = "Optional; an empty body plans every move needed"),
+    request_body(content = Option<RebalanceRequest>, description = "Optional: an empty body or `null` plans every move needed"),
     responses(
         (status = 200, description = "Balanced already: no move", body = MovePlan),
         (status = 202, description = "The moves recorded; they run in the background", body = MovePlan),

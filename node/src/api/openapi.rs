@@ -23,6 +23,7 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::auth::OPEN_PATHS;
+use crate::error::ApiError;
 
 /// Where the document is served.
 pub const SPEC_PATH: &str = "/openapi.json";
@@ -211,10 +212,39 @@ fn add_common(op: &mut Operation, open: bool, v1: bool) {
     }
 }
 
-/// The document, built once.
-pub fn spec() -> &'static utoipa::openapi::OpenApi {
-    static SPEC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
-    SPEC.get_or_init(ApiDoc::openapi)
+/// The document as served: [`ApiDoc`] with the `x-request-id` header marked `required` (every
+/// reply carries it; utoipa's header type has no `required` field). Built once.
+///
+/// # Errors
+/// The document did not serialize (a bug: it is plain data).
+pub fn document() -> Result<&'static serde_json::Value, String> {
+    static DOCUMENT: OnceLock<Result<serde_json::Value, String>> = OnceLock::new();
+    DOCUMENT
+        .get_or_init(|| {
+            let mut doc = serde_json::to_value(ApiDoc::openapi()).map_err(|e| e.to_string())?;
+            if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
+                for item in paths.values_mut().filter_map(|i| i.as_object_mut()) {
+                    for op in item.values_mut() {
+                        let Some(responses) =
+                            op.get_mut("responses").and_then(|r| r.as_object_mut())
+                        else {
+                            continue;
+                        };
+                        for response in responses.values_mut() {
+                            let path = format!("/headers/{}", super::REQUEST_ID_HEADER);
+                            if let Some(header) =
+                                response.pointer_mut(&path).and_then(|h| h.as_object_mut())
+                            {
+                                header.insert("required".into(), serde_json::Value::Bool(true));
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(doc)
+        })
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 /// `GET /openapi.json`: this API's OpenAPI 3.1 document.
@@ -226,8 +256,11 @@ pub fn spec() -> &'static utoipa::openapi::OpenApi {
     responses(
         (status = 200, description = "The OpenAPI 3.1 document of the public API",
             body = Object, content_type = "application/json"),
+        (status = 500, description = "`internal`: the document could not be built", body = raftka_protocol::ErrorBody),
     )
 )]
-pub async fn serve() -> Json<&'static utoipa::openapi::OpenApi> {
-    Json(spec())
+pub async fn serve() -> Result<Json<&'static serde_json::Value>, ApiError> {
+    document()
+        .map(Json)
+        .map_err(|e| ApiError::internal(format!("the OpenAPI document: {e}")))
 }
