@@ -126,6 +126,10 @@ post /v1/security/users '{"name":"alice"}'
 post /v1/security/acls \
     '{"principal":"alice","resource_type":"topic","resource_name":"orders","pattern_type":"literal","operation":"read","permission":"allow"}'
 
+# Read from a file rather than from its URL: schemathesis leaves out the operation that serves
+# the schema it loads, and GET /openapi.json is one of the operations to test.
+curl -fsS --max-time 10 -o "$work/openapi.json" "$base/openapi.json" || die "GET /openapi.json failed"
+
 # requests_by_status — "STATUS COUNT" lines from the node's request counter.
 requests_by_status() {
     curl -fsS --max-time 10 "$base/metrics" |
@@ -143,7 +147,7 @@ started="$(now_s)"
 rc=0
 # The hooks bound the fetch long poll (see the file).
 SCHEMATHESIS_HOOKS="$RAFTKA_ROOT/scripts/openapi-hooks.py" \
-    timeout "$run_timeout" "$st" --no-color run "$base/openapi.json" \
+    timeout "$run_timeout" "$st" --no-color run "$work/openapi.json" --url "$base" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
     --max-examples "$max_examples" \
     --seed "$seed" \
@@ -160,10 +164,12 @@ after="$(requests_by_status)"
 # The request count of the run: after minus before, less the scrape that read `before`.
 requests=$(($(total <<<"$after") - $(total <<<"$before") - 1))
 server_errors=$(($(awk '$1 ~ /^5/' <<<"$after" | total) - $(awk '$1 ~ /^5/' <<<"$before" | total)))
-operations="$(curl -fsS --max-time 10 "$base/openapi.json" | python3 -c '
+operations="$(python3 -c '
 import json, sys
 paths = json.load(sys.stdin)["paths"]
-print(sum(1 for item in paths.values() for m in item if m in ("get", "put", "post", "delete", "patch")))')"
+print(sum(1 for item in paths.values() for m in item if m in ("get", "put", "post", "delete", "patch")))' <"$work/openapi.json")"
+tested="$(sed -n 's/^ *Tested: \([0-9]*\)$/\1/p' "$work/schemathesis.txt")"
+[[ "$tested" == "$operations" ]] || die "schemathesis tested ${tested:-no} operations of the document's $operations"
 info "statuses the node answered during the run (status count):"
 join -a1 -a2 -e0 -o '0,1.2,2.2' <(printf '%s\n' "$before") <(printf '%s\n' "$after") |
     awk '{ d = $3 - $2; if (d > 0) printf "    %s %d\n", $1, d }' >&2

@@ -4,6 +4,9 @@
 //! extractor rejections (bad JSON, bad path segment, bad query) and unknown routes. The errors
 //! of every request that is not a GET or HEAD carry `outcome` (set in [`request_span`]), so a
 //! writer always learns whether its write definitely did not happen.
+//!
+//! [`routes`] is the one list of public routes; [`openapi`] describes each of them in the
+//! OpenAPI document served at `GET /openapi.json`, and a test keeps the two in step.
 
 pub mod cluster;
 pub mod extract;
