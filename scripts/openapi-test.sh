@@ -50,7 +50,7 @@ need_cmd timeout
 [[ -x "$bin_dir/raftka-node" ]] || die "$bin_dir/raftka-node is missing: build it (cargo build -p raftka-node)"
 
 # ---- schemathesis, in its own venv --------------------------------------------------------------
-venv="${RAFTKA_SCHEMATHESIS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/raftka/schemathesis-$SCHEMATHESIS_VERSION}"
+venv="${RAFTKA_SCHEMATHESIS_VENV:-${XDG_CACHE_HOME:-${HOME:-$RAFTKA_ROOT/target}/.cache}/raftka/schemathesis-$SCHEMATHESIS_VERSION}"
 st="$venv/bin/schemathesis"
 if [[ "$("$st" --version 2>/dev/null)" != *"version $SCHEMATHESIS_VERSION"* ]]; then
     info "installing schemathesis $SCHEMATHESIS_VERSION into $venv"
