@@ -145,16 +145,18 @@ before="$(requests_by_status)"
 info "schemathesis run: every operation, --max-examples $max_examples, seed $seed"
 started="$(now_s)"
 rc=0
-# The hooks bound the fetch long poll (see the file).
-SCHEMATHESIS_HOOKS="$RAFTKA_ROOT/scripts/openapi-hooks.py" \
+report_dir="$(abspath "${RAFTKA_OPENAPI_REPORT_DIR:-$work/report}")"
+# The hooks bound the fetch long poll (see the file). Run from the temp directory: schemathesis
+# keeps a cache (.schemathesis/) in its working directory.
+(cd "$work" && SCHEMATHESIS_HOOKS="$RAFTKA_ROOT/scripts/openapi-hooks.py" \
     timeout "$run_timeout" "$st" --no-color run "$work/openapi.json" --url "$base" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
     --max-examples "$max_examples" \
     --seed "$seed" \
     --request-timeout 45 \
     --generation-database none \
-    --report junit,har --report-dir "${RAFTKA_OPENAPI_REPORT_DIR:-$work/report}" \
-    >"$work/schemathesis.txt" 2>&1 || rc=$?
+    --report junit,har --report-dir "$report_dir" \
+    >"$work/schemathesis.txt" 2>&1) || rc=$?
 elapsed=$(($(now_s) - started))
 cat "$work/schemathesis.txt"
 ((rc != 124)) || die "schemathesis did not finish in ${run_timeout} s"
