@@ -34,6 +34,16 @@ else
   scripts/metrics-test.sh
 fi
 
+# The OpenAPI document (GET /openapi.json) against the node that serves it: schemathesis (from
+# PyPI, into a cached venv) sends a few thousand generated requests over every operation to one
+# node built above; any 5xx, undocumented status or content type, or reply off its schema fails.
+echo "== scripts/openapi-test.sh"
+if ! command -v python3 >/dev/null 2>&1; then
+  echo "skipped: python3 is not installed (apt-get install python3 python3-venv; .ci/run installs them)"
+else
+  scripts/openapi-test.sh
+fi
+
 # The short fault run (STYLE.md: "then a short fault run"): real nodes in network namespaces,
 # about 4 minutes. It reuses the dev build above (jepsen/run builds the same selection, so
 # nothing recompiles) and removes everything it created: namespaces, nft rules, qdiscs, node

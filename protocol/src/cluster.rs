@@ -7,8 +7,10 @@ use crate::NodeId;
 /// A follower's replication progress as its partition leader sees it (openraft's replication
 /// metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReplicaLag {
     /// The follower's node id.
+    #[cfg_attr(feature = "openapi", schema(value_type = u64))]
     pub node: NodeId,
     /// The last Raft log index the follower is known to hold, `None` when nothing yet.
     #[serde(default)]
@@ -24,8 +26,10 @@ pub struct ReplicaLag {
 
 /// A node as the cluster sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NodeInfo {
     /// Node id.
+    #[cfg_attr(feature = "openapi", schema(value_type = u64))]
     pub id: NodeId,
     /// `host:port`.
     pub address: String,
@@ -48,6 +52,7 @@ pub struct NodeInfo {
 
 /// A node's lifecycle state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum NodeState {
     /// Registered with `--join`; its metadata replica is still catching up.
@@ -77,6 +82,7 @@ impl NodeState {
 
 /// A node's part in the metadata group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MetadataRole {
     /// Votes in the metadata group (one of the bounded voter set).
@@ -89,14 +95,17 @@ pub enum MetadataRole {
 
 /// One partition in the cluster state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClusterPartition {
     /// Topic.
     pub topic: String,
     /// Partition.
     pub partition: u32,
     /// Leader, or `None` during an election.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
     pub leader: Option<NodeId>,
     /// Replicas.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<u64>))]
     pub replicas: Vec<NodeId>,
     /// High watermark.
     pub high_watermark: u64,
@@ -110,6 +119,7 @@ pub struct ClusterPartition {
 
 /// The answering node's storage counters (group commit at work: many appends per fsync).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StorageStats {
     /// Appends made durable since start.
     pub appends_synced: u64,
@@ -119,10 +129,13 @@ pub struct StorageStats {
 
 /// `GET /v1/cluster`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClusterState {
     /// The node that answered.
+    #[cfg_attr(feature = "openapi", schema(value_type = u64))]
     pub node_id: NodeId,
     /// The node leading the cluster metadata, or `None` during an election.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
     pub metadata_leader: Option<NodeId>,
     /// Nodes.
     pub nodes: Vec<NodeInfo>,
@@ -144,15 +157,18 @@ pub struct ClusterState {
 
 /// `GET /healthz` (`status: ok`) and `GET /readyz` (`status: ready`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     /// `ok` or `ready`.
     pub status: String,
     /// The node that answered.
+    #[cfg_attr(feature = "openapi", schema(value_type = u64))]
     pub node_id: NodeId,
 }
 
 /// What became of one partition's move to its preferred leader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LeaderMoveOutcome {
     /// The preferred replica leads now.
@@ -169,14 +185,17 @@ pub enum LeaderMoveOutcome {
 
 /// One partition in a leader rebalance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeaderMove {
     /// Topic.
     pub topic: String,
     /// Partition.
     pub partition: u32,
     /// The leader before.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
     pub from: Option<NodeId>,
     /// The preferred replica (the first of the partition's replicas).
+    #[cfg_attr(feature = "openapi", schema(value_type = u64))]
     pub to: NodeId,
     /// What happened.
     pub outcome: LeaderMoveOutcome,
@@ -185,6 +204,7 @@ pub struct LeaderMove {
 /// `POST /v1/cluster/rebalance-leaders`: every partition not led by its preferred replica is
 /// handed to it when that replica is alive and caught up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeaderRebalance {
     /// Partitions already led by their preferred replica.
     pub already_preferred: usize,
@@ -195,12 +215,14 @@ pub struct LeaderRebalance {
 /// `POST /v1/cluster/reassignments`: move one partition's replicas to `replicas` (the first
 /// is the preferred leader). Kafka's `kafka-reassign-partitions` for one partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReassignRequest {
     /// Topic.
     pub topic: String,
     /// Partition.
     pub partition: u32,
-    /// The new replica set, preferred leader first.
+    /// The new replica set, preferred leader first: 1-7 distinct nodes.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<u64>, min_items = 1, max_items = 7))]
     pub replicas: Vec<NodeId>,
 }
 
@@ -208,19 +230,23 @@ pub struct ReassignRequest {
 /// leader (new replicas join as learners, catch up, then the voters switch through joint
 /// consensus, then the old replicas are removed and their data deleted).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reassignment {
     /// Topic.
     pub topic: String,
     /// Partition.
     pub partition: u32,
     /// The replicas when the move was recorded.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<u64>))]
     pub from: Vec<NodeId>,
     /// The replicas it moves to.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<u64>))]
     pub to: Vec<NodeId>,
 }
 
 /// `GET /v1/cluster/reassignments`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reassignments {
     /// Moves in flight, in the order they are carried out.
     pub reassignments: Vec<Reassignment>,
@@ -230,14 +256,17 @@ pub struct Reassignments {
 
 /// `POST /v1/cluster/rebalance` (optional body).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RebalanceRequest {
-    /// Plan at most this many moves (default: every move needed).
+    /// Plan at most this many moves, at least 1 (default: every move needed).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_moves: Option<u32>,
 }
 
 /// The answer to a rebalance, decommission or dead-node removal: the moves it recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MovePlan {
     /// The moves recorded (they run in the background, a bounded number at a time).
     pub moves: Vec<Reassignment>,

@@ -17,6 +17,7 @@ use crate::records::ProducedRecord;
 
 /// Whether a failed write may have taken effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Definitely not written: retrying cannot create a duplicate.
@@ -164,6 +165,7 @@ error_codes! {
 
 /// The JSON body of every error reply.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// The stable number ([`ErrorCode::number`]); kept raw so a client can report a code newer
     /// than itself.

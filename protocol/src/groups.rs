@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// A topic partition as the group API names it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TopicPartitionRef {
     /// Topic.
     pub topic: String,
@@ -15,10 +16,13 @@ pub struct TopicPartitionRef {
 
 /// `POST /v1/groups/{g}/members`: join (or rejoin).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JoinRequest {
-    /// Topics to consume.
+    /// Topics to consume (at least one).
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, example = json!(["orders"])))]
     pub topics: Vec<String>,
-    /// Session timeout (default 10 s).
+    /// Session timeout, 1000-300000 ms (default 10 s).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1000, maximum = 300000))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_timeout_ms: Option<u64>,
     /// Client name, used in the member id.
@@ -31,6 +35,7 @@ pub struct JoinRequest {
 
 /// The reply to a join.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JoinReply {
     /// The member's id; heartbeat, commit and leave with it.
     pub member_id: String,
@@ -44,6 +49,7 @@ pub struct JoinReply {
 
 /// `POST /v1/groups/{g}/members/{m}/heartbeat` (and the reply of release).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HeartbeatReply {
     /// The group's generation.
     pub generation: u64,
@@ -55,6 +61,7 @@ pub struct HeartbeatReply {
 
 /// `POST /v1/groups/{g}/members/{m}/release`: give up revoked partitions (after committing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReleaseRequest {
     /// The generation the member acts in.
     pub generation: u64,
@@ -62,6 +69,7 @@ pub struct ReleaseRequest {
 
 /// `DELETE /v1/groups/{g}/members/{m}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeaveReply {
     /// Group.
     pub group: String,
@@ -73,6 +81,7 @@ pub struct LeaveReply {
 
 /// One committed offset.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CommittedOffset {
     /// Topic.
     pub topic: String,
@@ -84,17 +93,20 @@ pub struct CommittedOffset {
 
 /// `POST /v1/groups/{g}/offsets`: commit, fenced by member and generation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CommitRequest {
     /// Member.
     pub member_id: String,
     /// Generation.
     pub generation: u64,
-    /// Offsets (the next offset to read, as in Kafka).
+    /// Offsets (the next offset to read, as in Kafka); at least one.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub offsets: Vec<CommittedOffset>,
 }
 
 /// The reply to a commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CommitReply {
     /// How many offsets were committed.
     pub committed: usize,
@@ -102,6 +114,7 @@ pub struct CommitReply {
 
 /// `GET /v1/groups/{g}/offsets`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupOffsets {
     /// Group.
     pub group: String,
@@ -113,10 +126,15 @@ pub struct GroupOffsets {
 
 /// `POST /v1/groups/{g}/offsets/reset`: only while the group has no members.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResetRequest {
     /// Topic whose partitions to reset.
     pub topic: String,
     /// `earliest`, `latest`, `offset` or `timestamp`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^(earliest|latest|offset|timestamp)$", example = "earliest")
+    )]
     pub to: String,
     /// With `to: offset`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,6 +149,7 @@ pub struct ResetRequest {
 
 /// The reply to a reset: the offsets now committed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResetReply {
     /// Group.
     pub group: String,
@@ -140,6 +159,7 @@ pub struct ResetReply {
 
 /// A group's state: `empty`, `stable` or `rebalancing`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum GroupStateName {
     /// No members.
@@ -152,6 +172,7 @@ pub enum GroupStateName {
 
 /// One entry of `GET /v1/groups`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupSummary {
     /// Group.
     pub group: String,
@@ -165,6 +186,7 @@ pub struct GroupSummary {
 
 /// `GET /v1/groups`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupList {
     /// Groups, by name.
     pub groups: Vec<GroupSummary>,
@@ -172,6 +194,7 @@ pub struct GroupList {
 
 /// A member in a group description.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupMember {
     /// Member id.
     pub member_id: String,
@@ -187,6 +210,7 @@ pub struct GroupMember {
 
 /// A partition in a group description.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupPartition {
     /// Topic.
     pub topic: String,
@@ -206,6 +230,7 @@ pub struct GroupPartition {
 
 /// `GET /v1/groups/{g}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupDescription {
     /// Group.
     pub group: String,
@@ -221,6 +246,7 @@ pub struct GroupDescription {
 
 /// `DELETE /v1/groups/{g}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupDeleted {
     /// Group.
     pub group: String,

@@ -16,12 +16,16 @@ fn present<'de, D: Deserializer<'de>, V: Deserialize<'de>>(d: D) -> Result<Optio
 
 /// One record of a produce request.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(bound(serialize = "V: Serialize", deserialize = "V: Deserialize<'de>"))]
+// The schema is the wire shape whatever `V` is (any JSON value), hence no bound on `V`.
+#[cfg_attr(feature = "openapi", schema(bound = ""))]
 pub struct ProduceRecord<V = serde_json::Value> {
     /// Optional key (UTF-8); records with the same key go to the same partition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     /// A JSON value, stored as its exact text. `Some(null)` is a null value.
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
     #[serde(
         default,
         deserialize_with = "present",
@@ -87,9 +91,23 @@ impl<V> ProduceRecord<V> {
 
 /// `POST /v1/topics/{t}/records`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(example = json!({"records": [
+        {"key": "alice", "value": {"total": 42}},
+        {"value_base64": "AAEC", "headers": {"source": "web"}}
+    ]}))
+)]
 #[serde(bound(serialize = "V: Serialize", deserialize = "V: Deserialize<'de>"))]
+// The schema is the wire shape whatever `V` is (any JSON value), hence no bound on `V`.
+#[cfg_attr(feature = "openapi", schema(bound = ""))]
 pub struct ProduceRequest<V = serde_json::Value> {
     /// The records; those of one partition get consecutive offsets in this order.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Vec<ProduceRecord>, min_items = 1, max_items = 10000)
+    )]
     pub records: Vec<ProduceRecord<V>>,
     /// Idempotent producers: a stable id (e.g. a UUID); records then carry `sequence`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,6 +116,7 @@ pub struct ProduceRequest<V = serde_json::Value> {
 
 /// One record's placement in a produce reply (and in the `offsets` of a partial failure).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProducedRecord {
     /// Partition.
     pub partition: u32,
@@ -116,6 +135,7 @@ pub struct ProducedRecord {
 
 /// The reply of a successful produce.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProduceReply {
     /// One entry per record, in request order.
     pub offsets: Vec<ProducedRecord>,
@@ -123,6 +143,7 @@ pub struct ProduceReply {
 
 /// Where an acknowledged record landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecordOffset {
     /// Partition.
     pub partition: u32,
@@ -132,7 +153,10 @@ pub struct RecordOffset {
 
 /// A fetched record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(bound(serialize = "V: Serialize", deserialize = "V: Deserialize<'de>"))]
+// The schema is the wire shape whatever `V` is (any JSON value), hence no bound on `V`.
+#[cfg_attr(feature = "openapi", schema(bound = ""))]
 pub struct FetchedRecord<V = serde_json::Value> {
     /// Offset.
     pub offset: u64,
@@ -141,6 +165,7 @@ pub struct FetchedRecord<V = serde_json::Value> {
     /// Key (lossy UTF-8), or null.
     pub key: Option<String>,
     /// The JSON value; null for binary values.
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
     pub value: V,
     /// Base64 of a binary value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -152,9 +177,13 @@ pub struct FetchedRecord<V = serde_json::Value> {
 
 /// `GET /v1/topics/{t}/partitions/{p}/records`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(bound(serialize = "V: Serialize", deserialize = "V: Deserialize<'de>"))]
+// The schema is the wire shape whatever `V` is (any JSON value), hence no bound on `V`.
+#[cfg_attr(feature = "openapi", schema(bound = ""))]
 pub struct FetchResponse<V = serde_json::Value> {
     /// Records, ascending by offset.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<FetchedRecord>))]
     pub records: Vec<FetchedRecord<V>>,
     /// High watermark when the read was made.
     pub high_watermark: u64,
@@ -176,10 +205,58 @@ pub struct PartitionOffsets {
 
 /// The answer to a timestamp lookup, as Kafka's ListOffsets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TimestampLookup {
     /// The time asked for, ms since the epoch.
     pub timestamp_ms: i64,
     /// The first offset whose record timestamp is at or after it; `None` when no record is
     /// that recent.
     pub offset: Option<u64>,
+}
+
+/// The OpenAPI schema of [`PartitionOffsets`]. Derived on the struct itself, the flattened
+/// `Option<TimestampLookup>` would become an `allOf` that no reply without a lookup matches.
+#[cfg(feature = "openapi")]
+mod partition_offsets_schema {
+    use std::borrow::Cow;
+
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::RefOr;
+
+    /// The wire shape of [`super::PartitionOffsets`].
+    #[derive(utoipa::ToSchema)]
+    #[allow(dead_code)] // only its schema is used
+    struct Shape {
+        /// Log start offset.
+        earliest: u64,
+        /// High watermark: the offset the next record will get.
+        latest: u64,
+        /// With `timestamp_ms`: the time asked for, ms since the epoch.
+        #[schema(required = false, nullable = false)]
+        timestamp_ms: Option<i64>,
+        /// With `timestamp_ms`: the first offset whose record timestamp is at or after it;
+        /// `null` when no record is that recent.
+        #[schema(required = false)]
+        offset: Option<u64>,
+    }
+
+    impl utoipa::PartialSchema for super::PartitionOffsets {
+        fn schema() -> RefOr<Schema> {
+            let mut schema = <Shape as utoipa::PartialSchema>::schema();
+            if let RefOr::T(Schema::Object(o)) = &mut schema {
+                o.description = Some(
+                    "A partition's offsets (`GET /v1/topics/{t}/partitions/{p}/offsets`), and \
+                     with `?timestamp_ms=T` the answer to that lookup."
+                        .to_string(),
+                );
+            }
+            schema
+        }
+    }
+
+    impl utoipa::ToSchema for super::PartitionOffsets {
+        fn name() -> Cow<'static, str> {
+            Cow::Borrowed("PartitionOffsets")
+        }
+    }
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// The kind of resource an ACL is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ResourceType {
     /// A topic (produce, fetch, describe, alter, delete, create).
@@ -19,6 +20,7 @@ pub enum ResourceType {
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PatternType {
     /// The exact name, or every name when it is `*`.
@@ -30,6 +32,7 @@ pub enum PatternType {
 
 /// What an ACL allows or denies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Operation {
     /// Fetch records, read offsets; for a group: be a member, commit.
@@ -65,6 +68,7 @@ impl Operation {
 
 /// Allow or deny; a matching deny wins over any allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Permission {
     /// Allow.
@@ -85,12 +89,22 @@ impl Permission {
 
 /// One ACL: `principal` may (or may not) do `operation` on the matching resources.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AclBinding {
     /// A user's name, or `*` for every authenticated user.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^(\*|[a-zA-Z0-9._@-]{1,128})$", example = "alice")
+    )]
     pub principal: String,
     /// The resource kind.
     pub resource_type: ResourceType,
-    /// The resource name (`*` with `literal`: every one; ignored for `cluster`).
+    /// The resource name, 1-249 characters (`*` with `literal`: every one; ignored for
+    /// `cluster`).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 249, example = "orders")
+    )]
     pub resource_name: String,
     /// How the name matches.
     #[serde(default)]
@@ -103,13 +117,24 @@ pub struct AclBinding {
 
 /// `POST /v1/security/users`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateUserRequest {
-    /// The user's name: 1-128 characters of `[a-zA-Z0-9._@-]`.
+    /// The user's name: 1-128 characters of `[a-zA-Z0-9._@-]`, not `*`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = "^[a-zA-Z0-9._@-]+$",
+            example = "alice"
+        )
+    )]
     pub name: String,
 }
 
 /// A token as listed (its secret is never shown again after creation).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenInfo {
     /// The token's id (to revoke it).
     pub id: String,
@@ -119,6 +144,7 @@ pub struct TokenInfo {
 
 /// A user and its tokens (`GET /v1/security/users`, `POST /v1/security/users`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserInfo {
     /// Name.
     pub name: String,
@@ -129,6 +155,7 @@ pub struct UserInfo {
 
 /// `POST /v1/security/users/{name}/tokens`: the new token, shown this once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenCreated {
     /// The user.
     pub user: String,
@@ -140,6 +167,7 @@ pub struct TokenCreated {
 
 /// The caller, as the node sees it (`GET /v1/security/whoami`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WhoAmI {
     /// The principal: a user's name, `admin` for the bootstrap token, `anonymous` with auth
     /// off.

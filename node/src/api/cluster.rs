@@ -21,10 +21,20 @@ use crate::cluster::metadata::{MetaState, PartitionMeta};
 use crate::error::{ApiError, ErrorCode};
 use crate::node::Node;
 use crate::partition::PartitionStatus;
-use raftka_protocol::Operation;
+use raftka_protocol::{ErrorBody, Operation};
 
 /// `GET /v1/cluster`: nodes, the metadata leader, and every partition's leader, replicas and
 /// (from its leader) each follower's replication lag.
+#[utoipa::path(
+    get,
+    path = "/v1/cluster",
+    tag = "cluster",
+    operation_id = "cluster_state",
+    responses(
+        (status = 200, description = "The cluster as the answering node sees it", body = ClusterState),
+        (status = 403, description = "`forbidden`: no `describe` on the cluster", body = ErrorBody),
+    )
+)]
 pub async fn cluster(
     State(node): State<Node>,
     caller: Caller,
@@ -148,6 +158,16 @@ fn node_infos(
 
 /// `POST /v1/cluster/rebalance-leaders`: hands every partition not led by its preferred
 /// replica back to it, where that replica is alive and caught up.
+#[utoipa::path(
+    post,
+    path = "/v1/cluster/rebalance-leaders",
+    tag = "cluster",
+    operation_id = "rebalance_leaders",
+    responses(
+        (status = 200, description = "What became of each partition not led by its preferred replica", body = LeaderRebalance),
+        (status = 403, description = "`forbidden`: no `alter` on the cluster", body = ErrorBody),
+    )
+)]
 pub async fn rebalance_leaders(
     State(node): State<Node>,
     caller: Caller,
@@ -157,6 +177,13 @@ pub async fn rebalance_leaders(
 }
 
 /// `GET /healthz`: the process serves.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    operation_id = "healthz",
+    responses((status = 200, description = "`status: ok`", body = Health))
+)]
 pub async fn healthz(State(node): State<Node>) -> impl IntoResponse {
     (
         StatusCode::OK,
@@ -168,6 +195,16 @@ pub async fn healthz(State(node): State<Node>) -> impl IntoResponse {
 }
 
 /// `GET /readyz`: a metadata leader is known and local partitions are open.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    operation_id = "readyz",
+    responses(
+        (status = 200, description = "`status: ready`", body = Health),
+        (status = 503, description = "`not_ready`: no metadata leader yet, or shutting down", body = ErrorBody),
+    )
+)]
 pub async fn readyz(State(node): State<Node>) -> Result<Json<Health>, ApiError> {
     if node.is_ready() {
         Ok(Json(Health {

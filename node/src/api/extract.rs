@@ -43,8 +43,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// A JSON body that may be left out: an empty body reads as `T::default()`; anything else is
-/// checked as [`ApiJson`].
+/// A JSON body that may be left out: an empty body or a JSON `null` reads as `T::default()`;
+/// anything else is checked as [`ApiJson`].
 pub struct ApiJsonOrDefault<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for ApiJsonOrDefault<T> {
@@ -61,9 +61,9 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for ApiJsonOr
         if empty {
             return Ok(ApiJsonOrDefault(T::default()));
         }
-        ApiJson::<T>::from_request(req, state)
+        ApiJson::<Option<T>>::from_request(req, state)
             .await
-            .map(|ApiJson(v)| ApiJsonOrDefault(v))
+            .map(|ApiJson(v)| ApiJsonOrDefault(v.unwrap_or_default()))
     }
 }
 

@@ -15,12 +15,22 @@ use crate::cluster::metadata::PartitionMeta;
 use crate::error::{ApiError, ErrorCode};
 use crate::node::Node;
 use crate::partition::FetchRequest;
-use raftka_protocol::Operation;
+use raftka_protocol::{ErrorBody, Operation};
 
 /// A fetch reply as the server writes it: JSON values as their stored text, `null` for binary.
 type FetchResponseDto = raftka_protocol::FetchResponse<Option<Box<RawValue>>>;
 /// One record of a [`FetchResponseDto`].
 type FetchedRecordDto = raftka_protocol::FetchedRecord<Option<Box<RawValue>>>;
+
+/// The `{partition}` path parameter, for the OpenAPI document. Anything but a partition number
+/// of the topic is `404 partition_not_found`.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct PartitionParam {
+    /// The partition's number.
+    #[param(example = 0)]
+    pub partition: u32,
+}
 
 /// Default `max_records`.
 pub const DEFAULT_MAX_RECORDS: u64 = 500;
@@ -55,7 +65,29 @@ fn bounded(q: &ApiQuery, name: &str, default: u64, max: u64) -> Result<u64, ApiE
     Ok(v)
 }
 
-/// `GET /v1/topics/{t}/partitions/{p}/records`.
+/// Reads a partition from an offset (`GET /v1/topics/{t}/partitions/{p}/records`); with
+/// `max_wait_ms`, a read at the high watermark waits that long for a record (long poll).
+#[utoipa::path(
+    get,
+    path = "/v1/topics/{topic}/partitions/{partition}/records",
+    tag = "records",
+    operation_id = "fetch",
+    params(
+        super::topics::TopicParam,
+        PartitionParam,
+        ("offset" = u64, Query, description = "The first offset to read", example = 0),
+        ("max_records" = Option<u64>, Query, description = "At most this many records (default 500)", minimum = 1, maximum = 10000),
+        ("max_bytes" = Option<u64>, Query, description = "About at most this many bytes of records, at least one record (default 1 MiB)", minimum = 1, maximum = 67108864),
+        ("max_wait_ms" = Option<u64>, Query, description = "At the high watermark, wait up to this long for a record (default 0; larger values count as 30000)", maximum = 30000),
+    ),
+    responses(
+        (status = 200, description = "The records, ascending by offset", body = raftka_protocol::FetchResponse),
+        (status = 400, description = "`invalid_offset` (`offset` missing, negative or not a number) or `bad_request` (another parameter out of range)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no `read` on the topic", body = ErrorBody),
+        (status = 404, description = "`topic_not_found` or `partition_not_found`", body = ErrorBody),
+        (status = 416, description = "`offset_out_of_range`: outside `[log_start_offset, high_watermark]`, both given in the body", body = ErrorBody),
+    )
+)]
 pub async fn records(
     State(node): State<Node>,
     caller: Caller,
@@ -125,6 +157,23 @@ pub async fn records(
 /// `GET /v1/topics/{t}/partitions/{p}/offsets[?timestamp_ms=T]`: the earliest and latest
 /// offsets, and with `timestamp_ms` the first offset whose record timestamp is at or after T
 /// (`null` when no record is that recent), as Kafka's ListOffsets.
+#[utoipa::path(
+    get,
+    path = "/v1/topics/{topic}/partitions/{partition}/offsets",
+    tag = "records",
+    operation_id = "partition_offsets",
+    params(
+        super::topics::TopicParam,
+        PartitionParam,
+        ("timestamp_ms" = Option<i64>, Query, description = "Also find the first offset whose record timestamp is at or after this time (ms since the epoch)"),
+    ),
+    responses(
+        (status = 200, description = "The partition's offsets", body = PartitionOffsets),
+        (status = 400, description = "`bad_request`: `timestamp_ms` is not an integer", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no `describe` on the topic", body = ErrorBody),
+        (status = 404, description = "`topic_not_found` or `partition_not_found`", body = ErrorBody),
+    )
+)]
 pub async fn offsets(
     State(node): State<Node>,
     caller: Caller,

@@ -20,10 +20,31 @@ use crate::cluster::groups::{GroupError, GroupState, TopicPartition};
 use crate::cluster::metadata::{MetaCommand, MetaResponse};
 use crate::error::{ApiError, ErrorCode};
 use crate::node::Node;
-use raftka_protocol::{Operation, ResourceType};
+use raftka_protocol::{ErrorBody, Operation, ResourceType};
 
 /// A partition's Raft group and replicas.
 type PartitionLocation = (u64, Vec<u64>);
+
+/// The `{group}` path parameter, for the OpenAPI document.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct GroupParam {
+    /// The consumer group's name (1-249 characters of `[a-zA-Z0-9._-]`).
+    #[param(example = "billing", pattern = "^[a-zA-Z0-9._-]{1,249}$")]
+    pub group: String,
+}
+
+/// The `{group}` and `{member}` path parameters, for the OpenAPI document.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct MemberParams {
+    /// The consumer group's name.
+    #[param(example = "billing")]
+    pub group: String,
+    /// The member's id, as its join returned it.
+    #[param(example = "consumer-1a2b3c")]
+    pub member: String,
+}
 
 /// Default session timeout.
 pub const DEFAULT_SESSION_TIMEOUT_MS: u64 = 10_000;
@@ -91,7 +112,22 @@ async fn group_write(node: &Node, group: &str, cmd: MetaCommand) -> Result<MetaR
     }
 }
 
-/// `POST /v1/groups/{g}/members`: join (or rejoin).
+/// `POST /v1/groups/{g}/members`: join (or rejoin); the group is made on its first join.
+#[utoipa::path(
+    post,
+    path = "/v1/groups/{group}/members",
+    tag = "groups",
+    operation_id = "join_group",
+    params(GroupParam),
+    request_body = JoinRequest,
+    responses(
+        (status = 200, description = "Joined: the member id, generation and assignment", body = JoinReply),
+        (status = 400, description = "`bad_request` (malformed JSON, no topic, bad session timeout or group name) or `invalid_topic` (a topic name)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no `read` on the group or no `describe` on a topic", body = ErrorBody),
+        (status = 404, description = "`unknown_member`: rejoining as a member the group does not know", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the Content-Type is not JSON", body = ErrorBody),
+    )
+)]
 pub async fn join(
     State(node): State<Node>,
     caller: Caller,
@@ -151,7 +187,21 @@ pub async fn join(
     }
 }
 
-/// `POST /v1/groups/{g}/members/{m}/heartbeat`.
+/// Keeps a member's session alive and tells it its assignment and the partitions to give up
+/// (`POST /v1/groups/{g}/members/{m}/heartbeat`).
+#[utoipa::path(
+    post,
+    path = "/v1/groups/{group}/members/{member}/heartbeat",
+    tag = "groups",
+    operation_id = "heartbeat",
+    params(MemberParams),
+    responses(
+        (status = 200, description = "The member's generation, assignment and revocations", body = HeartbeatReply),
+        (status = 400, description = "`bad_request`: the path is not valid UTF-8", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no `read` on the group", body = ErrorBody),
+        (status = 404, description = "`group_not_found` or `unknown_member` (left or expired: join again)", body = ErrorBody),
+    )
+)]
 pub async fn heartbeat(
     State(node): State<Node>,
     caller: Caller,
@@ -167,6 +217,22 @@ pub async fn heartbeat(
 }
 
 /// `POST /v1/groups/{g}/members/{m}/release`: give up revoked partitions (after committing).
+#[utoipa::path(
+    post,
+    path = "/v1/groups/{group}/members/{member}/release",
+    tag = "groups",
+    operation_id = "release",
+    params(MemberParams),
+    request_body = ReleaseRequest,
+    responses(
+        (status = 200, description = "Released: the member's new state, as a heartbeat answers", body = HeartbeatReply),
+        (status = 400, description = "`bad_request`: malformed JSON", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no `read` on the group", body = ErrorBody),
+        (status = 404, description = "`group_not_found` or `unknown_member`", body = ErrorBody),
+        (status = 409, description = "`fenced`: an old generation", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the Content-Type is not JSON", body = ErrorBody),
+    )
+)]
 pub async fn release(
     State(node): State<Node>,
     caller: Caller,
@@ -184,6 +250,19 @@ pub async fn release(
 }
 
 /// `DELETE /v1/groups/{g}/members/{m}`: leave the group.
+#[utoipa::path(
+    delete,
+    path = "/v1/groups/{group}/members/{member}",
+    tag = "groups",
+    operation_id = "leave_group",
+    params(MemberParams),
+    responses(
+        (status = 200, description = "Left", body = LeaveReply),
+        (status = 400, description = "`bad_request`: the path is not valid UTF-8", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no `read` on the group", body = ErrorBody),
+        (status = 404, description = "`group_not_found` or `unknown_member`", body = ErrorBody),
+    )
+)]
 pub async fn leave(
     State(node): State<Node>,
     caller: Caller,
@@ -244,6 +323,23 @@ async fn validate_offsets(
 }
 
 /// `POST /v1/groups/{g}/offsets`: commit, fenced by member and generation.
+#[utoipa::path(
+    post,
+    path = "/v1/groups/{group}/offsets",
+    tag = "groups",
+    operation_id = "commit_offsets",
+    params(GroupParam),
+    request_body = CommitRequest,
+    responses(
+        (status = 200, description = "Committed", body = CommitReply),
+        (status = 400, description = "`bad_request`: malformed JSON or no offsets", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no `read` on the group or on a topic", body = ErrorBody),
+        (status = 404, description = "`topic_not_found`, `partition_not_found`, `group_not_found` or `unknown_member`", body = ErrorBody),
+        (status = 409, description = "`fenced` (an old generation) or `partition_not_assigned` (a partition the member does not own)", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the Content-Type is not JSON", body = ErrorBody),
+        (status = 422, description = "`invalid_commit_offset`: past the partition's high watermark", body = ErrorBody),
+    )
+)]
 pub async fn commit(
     State(node): State<Node>,
     caller: Caller,
@@ -282,6 +378,19 @@ async fn fresh_group(node: &Node, group: &str) -> Result<GroupState, ApiError> {
 }
 
 /// `GET /v1/groups/{g}/offsets`: committed offsets (the next offsets to read).
+#[utoipa::path(
+    get,
+    path = "/v1/groups/{group}/offsets",
+    tag = "groups",
+    operation_id = "committed_offsets",
+    params(GroupParam),
+    responses(
+        (status = 200, description = "The committed offsets", body = GroupOffsets),
+        (status = 400, description = "`bad_request`: the path is not valid UTF-8", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no `describe` on the group", body = ErrorBody),
+        (status = 404, description = "`group_not_found`", body = ErrorBody),
+    )
+)]
 pub async fn committed(
     State(node): State<Node>,
     caller: Caller,
@@ -297,6 +406,23 @@ pub async fn committed(
 }
 
 /// `POST /v1/groups/{g}/offsets/reset`: only while the group has no members.
+#[utoipa::path(
+    post,
+    path = "/v1/groups/{group}/offsets/reset",
+    tag = "groups",
+    operation_id = "reset_offsets",
+    params(GroupParam),
+    request_body = ResetRequest,
+    responses(
+        (status = 200, description = "The offsets now committed", body = ResetReply),
+        (status = 400, description = "`bad_request`: malformed JSON, a bad group name or `to`, or `to` without its `offset`/`timestamp_ms`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no `read` on the group or the topic", body = ErrorBody),
+        (status = 404, description = "`topic_not_found` or `partition_not_found`", body = ErrorBody),
+        (status = 409, description = "`group_not_empty`: the group has members", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the Content-Type is not JSON", body = ErrorBody),
+        (status = 422, description = "`invalid_commit_offset`: an offset outside the partition's range", body = ErrorBody),
+    )
+)]
 pub async fn reset(
     State(node): State<Node>,
     caller: Caller,
@@ -368,7 +494,14 @@ pub async fn reset(
     }))
 }
 
-/// `GET /v1/groups`.
+/// Lists the consumer groups the caller may describe (`GET /v1/groups`).
+#[utoipa::path(
+    get,
+    path = "/v1/groups",
+    tag = "groups",
+    operation_id = "list_groups",
+    responses((status = 200, description = "The groups, by name", body = GroupList))
+)]
 pub async fn list(State(node): State<Node>, caller: Caller) -> Result<Json<GroupList>, ApiError> {
     if node.catch_up_metadata().await.is_err() {
         tracing::debug!("listing groups from possibly stale local metadata");
@@ -393,6 +526,19 @@ pub async fn list(State(node): State<Node>, caller: Caller) -> Result<Json<Group
 }
 
 /// `GET /v1/groups/{g}`: members, assignment, and per partition committed offset, end offset, lag.
+#[utoipa::path(
+    get,
+    path = "/v1/groups/{group}",
+    tag = "groups",
+    operation_id = "describe_group",
+    params(GroupParam),
+    responses(
+        (status = 200, description = "The group", body = GroupDescription),
+        (status = 400, description = "`bad_request`: the path is not valid UTF-8", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no `describe` on the group", body = ErrorBody),
+        (status = 404, description = "`group_not_found`", body = ErrorBody),
+    )
+)]
 pub async fn describe(
     State(node): State<Node>,
     caller: Caller,
@@ -481,6 +627,20 @@ pub async fn describe(
 }
 
 /// `DELETE /v1/groups/{g}`: only an empty group.
+#[utoipa::path(
+    delete,
+    path = "/v1/groups/{group}",
+    tag = "groups",
+    operation_id = "delete_group",
+    params(("group" = String, Path, description = "The consumer group's name", example = "retired-billing")),
+    responses(
+        (status = 200, description = "Deleted", body = GroupDeleted),
+        (status = 400, description = "`bad_request`: the path is not valid UTF-8", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no `delete` on the group", body = ErrorBody),
+        (status = 404, description = "`group_not_found`", body = ErrorBody),
+        (status = 409, description = "`group_not_empty`: the group has members", body = ErrorBody),
+    )
+)]
 pub async fn delete(
     State(node): State<Node>,
     caller: Caller,

@@ -4,12 +4,16 @@
 //! extractor rejections (bad JSON, bad path segment, bad query) and unknown routes. The errors
 //! of every request that is not a GET or HEAD carry `outcome` (set in [`request_span`]), so a
 //! writer always learns whether its write definitely did not happen.
+//!
+//! [`routes`] is the one list of public routes; [`openapi`] describes each of them in the
+//! OpenAPI document served at `GET /openapi.json`, and a test keeps the two in step.
 
 pub mod cluster;
 pub mod extract;
 pub mod fetch;
 pub mod groups;
 pub mod membership;
+pub mod openapi;
 pub mod produce;
 pub mod security;
 pub mod topics;
@@ -20,114 +24,107 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 use tracing::Instrument;
 
 use crate::error::{ApiError, ErrorCode, RequestContext, REQUEST};
 use crate::node::Node;
 
-/// The public router.
-pub fn router(node: Node) -> Router {
-    let body_limit = node.config().max_request_bytes;
-    Router::new()
-        .route("/v1/topics", get(topics::list).post(topics::create))
-        .route(
+/// Every public route: its path template and its handlers. [`router`] registers exactly these,
+/// and the OpenAPI test (`tests/openapi.rs`) walks this list, so a route added here without
+/// an entry in [`openapi::ApiDoc`] fails that test.
+pub fn routes() -> Vec<(&'static str, MethodRouter<Node>)> {
+    vec![
+        ("/v1/topics", get(topics::list).post(topics::create)),
+        (
             "/v1/topics/{topic}",
             get(topics::get).patch(topics::alter).delete(topics::delete),
-        )
-        .route(
+        ),
+        (
             "/v1/topics/{topic}/configs",
             get(topics::configs).patch(topics::alter_configs),
-        )
-        .route(
-            "/v1/topics/{topic}/records",
-            axum::routing::post(produce::produce),
-        )
-        .route(
+        ),
+        ("/v1/topics/{topic}/records", post(produce::produce)),
+        (
             "/v1/topics/{topic}/partitions/{partition}/records",
             get(fetch::records),
-        )
-        .route(
+        ),
+        (
             "/v1/topics/{topic}/partitions/{partition}/offsets",
             get(fetch::offsets),
-        )
-        .route("/v1/groups", get(groups::list))
-        .route(
+        ),
+        ("/v1/groups", get(groups::list)),
+        (
             "/v1/groups/{group}",
             get(groups::describe).delete(groups::delete),
-        )
-        .route(
-            "/v1/groups/{group}/members",
-            axum::routing::post(groups::join),
-        )
-        .route(
-            "/v1/groups/{group}/members/{member}",
-            axum::routing::delete(groups::leave),
-        )
-        .route(
+        ),
+        ("/v1/groups/{group}/members", post(groups::join)),
+        ("/v1/groups/{group}/members/{member}", delete(groups::leave)),
+        (
             "/v1/groups/{group}/members/{member}/heartbeat",
-            axum::routing::post(groups::heartbeat),
-        )
-        .route(
+            post(groups::heartbeat),
+        ),
+        (
             "/v1/groups/{group}/members/{member}/release",
-            axum::routing::post(groups::release),
-        )
-        .route(
+            post(groups::release),
+        ),
+        (
             "/v1/groups/{group}/offsets",
             get(groups::committed).post(groups::commit),
-        )
-        .route(
-            "/v1/groups/{group}/offsets/reset",
-            axum::routing::post(groups::reset),
-        )
-        .route("/v1/cluster", get(cluster::cluster))
-        .route(
+        ),
+        ("/v1/groups/{group}/offsets/reset", post(groups::reset)),
+        ("/v1/cluster", get(cluster::cluster)),
+        (
             "/v1/cluster/rebalance-leaders",
-            axum::routing::post(cluster::rebalance_leaders),
-        )
-        .route(
+            post(cluster::rebalance_leaders),
+        ),
+        (
             "/v1/cluster/reassignments",
             get(membership::reassignments).post(membership::reassign),
-        )
-        .route(
-            "/v1/cluster/rebalance",
-            axum::routing::post(membership::rebalance),
-        )
-        .route(
-            "/v1/cluster/nodes/{id}",
-            axum::routing::delete(membership::remove),
-        )
-        .route(
+        ),
+        ("/v1/cluster/rebalance", post(membership::rebalance)),
+        ("/v1/cluster/nodes/{id}", delete(membership::remove)),
+        (
             "/v1/cluster/nodes/{id}/decommission",
-            axum::routing::post(membership::decommission),
-        )
-        .route("/v1/security/whoami", get(security::whoami))
-        .route(
+            post(membership::decommission),
+        ),
+        ("/v1/security/whoami", get(security::whoami)),
+        (
             "/v1/security/users",
             get(security::users).post(security::create_user),
-        )
-        .route(
-            "/v1/security/users/{name}",
-            axum::routing::delete(security::delete_user),
-        )
-        .route(
+        ),
+        ("/v1/security/users/{name}", delete(security::delete_user)),
+        (
             "/v1/security/users/{name}/tokens",
-            axum::routing::post(security::create_token),
-        )
-        .route(
+            post(security::create_token),
+        ),
+        (
             "/v1/security/users/{name}/tokens/{id}",
-            axum::routing::delete(security::revoke_token),
-        )
-        .route(
+            delete(security::revoke_token),
+        ),
+        (
             "/v1/security/acls",
             get(security::acls)
                 .post(security::create_acl)
                 .delete(security::delete_acl),
-        )
-        .route("/healthz", get(cluster::healthz))
-        .route("/readyz", get(cluster::readyz))
-        .route("/metrics", get(crate::metrics::serve))
+        ),
+        ("/healthz", get(cluster::healthz)),
+        ("/readyz", get(cluster::readyz)),
+        ("/metrics", get(crate::metrics::serve)),
+        (openapi::SPEC_PATH, get(openapi::serve)),
+    ]
+}
+
+/// The public router: [`routes`], one JSON error shape for unknown routes and methods, the
+/// body limit and authentication.
+pub fn router(node: Node) -> Router {
+    let body_limit = node.config().max_request_bytes;
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, (path, handlers)| {
+            router.route(path, handlers)
+        })
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

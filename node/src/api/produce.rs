@@ -24,7 +24,7 @@ use crate::cluster::topic_config::TopicConfig;
 use crate::error::{ApiError, ErrorCode, Outcome};
 use crate::node::Node;
 use crate::partition::Appended;
-use raftka_protocol::Operation;
+use raftka_protocol::{ErrorBody, Operation};
 
 /// A produce request as the server reads it: JSON values kept as their exact text.
 type ProduceRequest = raftka_protocol::ProduceRequest<Box<RawValue>>;
@@ -161,6 +161,29 @@ fn batch_sequences(
 
 /// `POST /v1/topics/{t}/records`: validate the request, place its records in partition
 /// batches, send each batch to its partition's leader, and reply with every record's offset.
+///
+/// A failure answers in the error shape; when some partitions failed, its `offsets` gives
+/// every record's placement: an offset for those written, an error for the others.
+#[utoipa::path(
+    post,
+    path = "/v1/topics/{topic}/records",
+    tag = "records",
+    operation_id = "produce",
+    params(
+        super::topics::TopicParam,
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retried request return the original offsets (marked `duplicate`) instead of writing again: 1-256 visible ASCII characters"),
+    ),
+    request_body = raftka_protocol::ProduceRequest,
+    responses(
+        (status = 200, description = "Every record's partition and offset, in request order", body = ProduceReply),
+        (status = 400, description = "`bad_request`: malformed JSON, a bad `Idempotency-Key`, `producer_id` or `sequence`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no `write` on the topic", body = ErrorBody),
+        (status = 404, description = "`topic_not_found` or `partition_not_found` (an explicit partition the topic lacks)", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body, a record or the record count is over its limit", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the Content-Type is not JSON", body = ErrorBody),
+        (status = 422, description = "`invalid_record`, `empty_batch` or `out_of_order_sequence`; nothing was written", body = ErrorBody),
+    )
+)]
 pub async fn produce(
     State(node): State<Node>,
     caller: Caller,

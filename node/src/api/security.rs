@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use raftka_protocol::{
-    AclBinding, CreateUserRequest, Operation, ResourceType, TokenCreated, UserInfo, WhoAmI,
+    AclBinding, CreateUserRequest, ErrorBody, Operation, PatternType, Permission, ResourceType,
+    TokenCreated, TokenInfo, UserInfo, WhoAmI,
 };
 
 use crate::api::extract::{ApiJson, ApiPath, ApiQuery};
@@ -75,7 +76,14 @@ fn refused(reply: SecurityReply, what: &str) -> ApiError {
     }
 }
 
-/// `GET /v1/security/whoami`.
+/// The caller as the node sees it (`GET /v1/security/whoami`).
+#[utoipa::path(
+    get,
+    path = "/v1/security/whoami",
+    tag = "security",
+    operation_id = "whoami",
+    responses((status = 200, description = "The caller", body = WhoAmI))
+)]
 pub async fn whoami(State(node): State<Node>, caller: Caller) -> Json<WhoAmI> {
     Json(WhoAmI {
         principal: caller.principal.name().to_string(),
@@ -84,7 +92,17 @@ pub async fn whoami(State(node): State<Node>, caller: Caller) -> Json<WhoAmI> {
     })
 }
 
-/// `GET /v1/security/users`.
+/// Lists the users and their tokens' ids (`GET /v1/security/users`).
+#[utoipa::path(
+    get,
+    path = "/v1/security/users",
+    tag = "security",
+    operation_id = "list_users",
+    responses(
+        (status = 200, description = "The users, by name", body = Vec<UserInfo>),
+        (status = 403, description = "`forbidden`: no `describe` on the cluster", body = ErrorBody),
+    )
+)]
 pub async fn users(
     State(node): State<Node>,
     caller: Caller,
@@ -100,7 +118,21 @@ pub async fn users(
     })))
 }
 
-/// `POST /v1/security/users`.
+/// Creates a user, with no token yet (`POST /v1/security/users`).
+#[utoipa::path(
+    post,
+    path = "/v1/security/users",
+    tag = "security",
+    operation_id = "create_user",
+    request_body = CreateUserRequest,
+    responses(
+        (status = 201, description = "Created", body = UserInfo),
+        (status = 400, description = "`bad_request`: malformed JSON or a bad name", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no `alter` on the cluster", body = ErrorBody),
+        (status = 409, description = "`user_exists`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the Content-Type is not JSON", body = ErrorBody),
+    )
+)]
 pub async fn create_user(
     State(node): State<Node>,
     caller: Caller,
@@ -122,6 +154,19 @@ pub async fn create_user(
 }
 
 /// `DELETE /v1/security/users/{name}`: the user and its tokens (its ACLs stay).
+#[utoipa::path(
+    delete,
+    path = "/v1/security/users/{name}",
+    tag = "security",
+    operation_id = "delete_user",
+    params(("name" = String, Path, description = "The user's name", example = "mallory")),
+    responses(
+        (status = 200, description = "The removed user", body = UserInfo),
+        (status = 400, description = "`bad_request`: the path is not valid UTF-8", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no `alter` on the cluster", body = ErrorBody),
+        (status = 404, description = "`user_not_found`", body = ErrorBody),
+    )
+)]
 pub async fn delete_user(
     State(node): State<Node>,
     caller: Caller,
@@ -136,6 +181,19 @@ pub async fn delete_user(
 
 /// `POST /v1/security/users/{name}/tokens`: a new token, shown only in this reply (the
 /// metadata keeps its hash).
+#[utoipa::path(
+    post,
+    path = "/v1/security/users/{name}/tokens",
+    tag = "security",
+    operation_id = "create_token",
+    params(("name" = String, Path, description = "The user's name", example = "alice")),
+    responses(
+        (status = 201, description = "The new token, shown this once", body = TokenCreated),
+        (status = 400, description = "`bad_request`: the path is not valid UTF-8", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no `alter` on the cluster", body = ErrorBody),
+        (status = 404, description = "`user_not_found`", body = ErrorBody),
+    )
+)]
 pub async fn create_token(
     State(node): State<Node>,
     caller: Caller,
@@ -168,7 +226,23 @@ pub async fn create_token(
     }
 }
 
-/// `DELETE /v1/security/users/{name}/tokens/{id}`.
+/// Revokes a token (`DELETE /v1/security/users/{name}/tokens/{id}`).
+#[utoipa::path(
+    delete,
+    path = "/v1/security/users/{name}/tokens/{id}",
+    tag = "security",
+    operation_id = "revoke_token",
+    params(
+        ("name" = String, Path, description = "The user's name", example = "alice"),
+        ("id" = String, Path, description = "The token's id", example = "3f2a9c01d4e5"),
+    ),
+    responses(
+        (status = 200, description = "The revoked token", body = TokenInfo),
+        (status = 400, description = "`bad_request`: the path is not valid UTF-8", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no `alter` on the cluster", body = ErrorBody),
+        (status = 404, description = "`user_not_found`: no such user or token", body = ErrorBody),
+    )
+)]
 pub async fn revoke_token(
     State(node): State<Node>,
     caller: Caller,
@@ -185,7 +259,17 @@ pub async fn revoke_token(
     }
 }
 
-/// `GET /v1/security/acls`.
+/// Lists the ACLs (`GET /v1/security/acls`).
+#[utoipa::path(
+    get,
+    path = "/v1/security/acls",
+    tag = "security",
+    operation_id = "list_acls",
+    responses(
+        (status = 200, description = "Every ACL", body = Vec<AclBinding>),
+        (status = 403, description = "`forbidden`: no `describe` on the cluster", body = ErrorBody),
+    )
+)]
 pub async fn acls(
     State(node): State<Node>,
     caller: Caller,
@@ -198,6 +282,20 @@ pub async fn acls(
 }
 
 /// `POST /v1/security/acls`: 201 when added, 200 when it was there already.
+#[utoipa::path(
+    post,
+    path = "/v1/security/acls",
+    tag = "security",
+    operation_id = "create_acl",
+    request_body = AclBinding,
+    responses(
+        (status = 200, description = "The ACL existed already", body = AclBinding),
+        (status = 201, description = "Added", body = AclBinding),
+        (status = 400, description = "`bad_request`: malformed JSON, a bad principal or resource name", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no `alter` on the cluster", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the Content-Type is not JSON", body = ErrorBody),
+    )
+)]
 pub async fn create_acl(
     State(node): State<Node>,
     caller: Caller,
@@ -213,6 +311,26 @@ pub async fn create_acl(
 }
 
 /// `DELETE /v1/security/acls?principal=…&resource_type=…&resource_name=…&pattern_type=…&operation=…&permission=…`.
+#[utoipa::path(
+    delete,
+    path = "/v1/security/acls",
+    tag = "security",
+    operation_id = "delete_acl",
+    params(
+        ("principal" = String, Query, description = "A user's name, or `*`", example = "alice"),
+        ("resource_type" = ResourceType, Query, description = "The resource kind"),
+        ("resource_name" = String, Query, description = "The resource name", example = "orders"),
+        ("pattern_type" = Option<PatternType>, Query, description = "How the name matches (default `literal`)"),
+        ("operation" = Operation, Query, description = "The operation"),
+        ("permission" = Permission, Query, description = "Allow or deny"),
+    ),
+    responses(
+        (status = 200, description = "The removed ACL", body = AclBinding),
+        (status = 400, description = "`bad_request`: a field missing or not one of its values", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no `alter` on the cluster", body = ErrorBody),
+        (status = 404, description = "`acl_not_found`", body = ErrorBody),
+    )
+)]
 pub async fn delete_acl(
     State(node): State<Node>,
     caller: Caller,

@@ -19,7 +19,16 @@ use crate::cluster::metadata::{MetaCommand, MetaResponse, TopicMeta};
 use crate::cluster::topic_config;
 use crate::error::{ApiError, ErrorCode};
 use crate::node::Node;
-use raftka_protocol::{Operation, ResourceType};
+use raftka_protocol::{ErrorBody, Operation, ResourceType};
+
+/// The `{topic}` path parameter, for the OpenAPI document.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TopicParam {
+    /// The topic's name.
+    #[param(example = "orders")]
+    pub topic: String,
+}
 
 /// Most partitions one topic may have.
 pub const MAX_PARTITIONS: u32 = 1024;
@@ -96,7 +105,23 @@ pub async fn describe(node: &Node, topic: &TopicMeta) -> TopicDescription {
     }
 }
 
-/// `POST /v1/topics`.
+/// Creates a topic (`POST /v1/topics`) and answers once every partition has a leader (or after
+/// 10 s, with `leader: null` for those still electing).
+#[utoipa::path(
+    post,
+    path = "/v1/topics",
+    tag = "topics",
+    operation_id = "create_topic",
+    request_body = CreateTopicRequest,
+    responses(
+        (status = 201, description = "Created", body = TopicDescription),
+        (status = 400, description = "`bad_request` (malformed JSON) or `invalid_topic` (name, partition count or config)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no `create` on the topic or the cluster", body = ErrorBody),
+        (status = 409, description = "`topic_exists`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the Content-Type is not JSON", body = ErrorBody),
+        (status = 422, description = "`invalid_replication_factor`: more replicas than nodes", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(node): State<Node>,
     caller: Caller,
@@ -152,7 +177,14 @@ pub async fn create(
     }
 }
 
-/// `GET /v1/topics`.
+/// Lists the topics the caller may describe (`GET /v1/topics`).
+#[utoipa::path(
+    get,
+    path = "/v1/topics",
+    tag = "topics",
+    operation_id = "list_topics",
+    responses((status = 200, description = "The topics, by name", body = TopicList))
+)]
 pub async fn list(State(node): State<Node>, caller: Caller) -> Result<impl IntoResponse, ApiError> {
     // Read through the metadata leader so a topic created elsewhere is listed at once.
     if node.catch_up_metadata().await.is_err() {
@@ -172,7 +204,21 @@ pub async fn list(State(node): State<Node>, caller: Caller) -> Result<impl IntoR
     Ok(Json(TopicList { topics }))
 }
 
-/// `GET /v1/topics/{t}`.
+/// Describes a topic: each partition's leader, replicas, offsets and replica lag
+/// (`GET /v1/topics/{t}`).
+#[utoipa::path(
+    get,
+    path = "/v1/topics/{topic}",
+    tag = "topics",
+    operation_id = "describe_topic",
+    params(TopicParam),
+    responses(
+        (status = 200, description = "The topic", body = TopicDescription),
+        (status = 400, description = "`bad_request`: the path is not valid UTF-8", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no `describe` on the topic", body = ErrorBody),
+        (status = 404, description = "`topic_not_found`", body = ErrorBody),
+    )
+)]
 pub async fn get(
     State(node): State<Node>,
     caller: Caller,
@@ -184,6 +230,19 @@ pub async fn get(
 }
 
 /// `GET /v1/topics/{t}/configs`: the configs as set, and the effective values with defaults.
+#[utoipa::path(
+    get,
+    path = "/v1/topics/{topic}/configs",
+    tag = "topics",
+    operation_id = "topic_configs",
+    params(TopicParam),
+    responses(
+        (status = 200, description = "The configs", body = TopicConfigs),
+        (status = 400, description = "`bad_request`: the path is not valid UTF-8", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no `describe` on the topic", body = ErrorBody),
+        (status = 404, description = "`topic_not_found`", body = ErrorBody),
+    )
+)]
 pub async fn configs(
     State(node): State<Node>,
     caller: Caller,
@@ -223,6 +282,21 @@ fn configs_view(topic: &TopicMeta) -> TopicConfigs {
 /// sets the given configs and resets those given as `null` to their defaults, all or
 /// nothing. Answers with the topic's description. Retention applies the new values at its
 /// next check.
+#[utoipa::path(
+    patch,
+    path = "/v1/topics/{topic}/configs",
+    tag = "topics",
+    operation_id = "alter_topic_configs",
+    params(TopicParam),
+    request_body = AlterConfigsRequest,
+    responses(
+        (status = 200, description = "The topic with its new configs", body = TopicDescription),
+        (status = 400, description = "`bad_request` (malformed JSON, no config named) or `invalid_topic` (unknown config or bad value)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no `alter` on the topic", body = ErrorBody),
+        (status = 404, description = "`topic_not_found`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the Content-Type is not JSON", body = ErrorBody),
+    )
+)]
 pub async fn alter_configs(
     State(node): State<Node>,
     caller: Caller,
@@ -274,6 +348,22 @@ pub async fn alter_configs(
 /// up, as Kafka). The new partitions' replicas are placed over the cluster's nodes and their
 /// groups elect leaders before this answers (bounded), like a create. Keyed records go to other
 /// partitions from now on: `murmur2(key) % N` changes with `N`.
+#[utoipa::path(
+    patch,
+    path = "/v1/topics/{topic}",
+    tag = "topics",
+    operation_id = "add_partitions",
+    params(TopicParam),
+    request_body = AlterTopicRequest,
+    responses(
+        (status = 200, description = "The grown topic", body = TopicDescription),
+        (status = 400, description = "`bad_request` (malformed JSON) or `invalid_topic` (the count does not grow, or is over 1024)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no `alter` on the topic", body = ErrorBody),
+        (status = 404, description = "`topic_not_found`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: the Content-Type is not JSON", body = ErrorBody),
+        (status = 422, description = "`invalid_replication_factor`: fewer nodes than the topic's replication factor", body = ErrorBody),
+    )
+)]
 pub async fn alter(
     State(node): State<Node>,
     caller: Caller,
@@ -328,7 +418,20 @@ async fn described_with_leaders(node: &Node, topic: &TopicMeta) -> TopicDescript
     desc
 }
 
-/// `DELETE /v1/topics/{t}`.
+/// Deletes a topic and its records (`DELETE /v1/topics/{t}`).
+#[utoipa::path(
+    delete,
+    path = "/v1/topics/{topic}",
+    tag = "topics",
+    operation_id = "delete_topic",
+    params(("topic" = String, Path, description = "The topic's name", example = "retired-orders")),
+    responses(
+        (status = 200, description = "Deleted", body = TopicDeleted),
+        (status = 400, description = "`bad_request`: the path is not valid UTF-8", body = ErrorBody),
+        (status = 403, description = "`forbidden`: no `delete` on the topic", body = ErrorBody),
+        (status = 404, description = "`topic_not_found`", body = ErrorBody),
+    )
+)]
 pub async fn delete(
     State(node): State<Node>,
     caller: Caller,

@@ -2,11 +2,12 @@
 //! ACL checks in each handler.
 //!
 //! - With `--auth off` (the default) every caller is `anonymous` and may do everything.
-//! - With `--auth required` every request but the health and metrics probes needs
-//!   `Authorization: Bearer <token>`: the bootstrap admin token (`--admin-token-file`,
-//!   `RAFTKA_ADMIN_TOKEN`; a superuser, never stored) or a user's token (stored as its SHA-256
-//!   in the metadata). A missing or unknown token is `401 unauthenticated`; a known one without
-//!   the ACL is `403 forbidden`, checked before the handler changes anything.
+//! - With `--auth required` every request but the health and metrics probes and the OpenAPI
+//!   document needs `Authorization: Bearer <token>`: the bootstrap admin token
+//!   (`--admin-token-file`, `RAFTKA_ADMIN_TOKEN`; a superuser, never stored) or a user's token
+//!   (stored as its SHA-256 in the metadata). A missing or unknown token is
+//!   `401 unauthenticated`; a known one without the ACL is `403 forbidden`, checked before the
+//!   handler changes anything.
 //! - Requests forwarded between nodes are not checked again: the node that received them from
 //!   the client did, and the internal routes need the cluster secret.
 
@@ -26,8 +27,9 @@ use crate::node::Node;
 /// The name ACLs use for the cluster resource (any name matches it).
 pub const CLUSTER_RESOURCE: &str = "kafka-cluster";
 
-/// Paths that answer without authentication: liveness, readiness and metrics probes.
-const OPEN_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics"];
+/// Paths that answer without authentication: liveness, readiness and metrics probes, and the
+/// API's OpenAPI document.
+pub const OPEN_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics", "/openapi.json"];
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -31,7 +31,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::node::Node;
 
 /// The registry of one node and the metrics that count events.
@@ -227,6 +227,17 @@ pub fn render(node: &Node) -> Result<String, prometheus::Error> {
 }
 
 /// `GET /metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    operation_id = "metrics",
+    responses(
+        (status = 200, description = "The node's metrics", body = String,
+            content_type = "text/plain"),
+        (status = 500, description = "`internal`: the metrics could not be gathered", body = ErrorBody),
+    )
+)]
 pub async fn serve(State(node): State<Node>) -> Response {
     let span = tracing::debug_span!("metrics_scrape");
     let _entered = span.enter();
