@@ -368,8 +368,19 @@ impl Nemesis<'_> {
                 v.len() == METADATA_VOTERS.min(members.len())
                     && v.iter().all(|id| members.contains(id))
             });
+            // Every member active in this view: a joined node seen `active` once, by a member
+            // whose metadata had not registered it yet, may still be catching up.
+            let not_active: Vec<u64> = view.as_ref().map_or_else(Vec::new, |v| {
+                members
+                    .iter()
+                    .copied()
+                    .filter(|id| !self.membership.draining.contains(id))
+                    .filter(|id| v.state(*id) != Some("active"))
+                    .collect()
+            });
             let m = &self.membership;
             let settled = view.is_some()
+                && not_active.is_empty()
                 && moving == Some(0)
                 && m.draining.is_empty()
                 && m.pending_dead.is_empty()
@@ -381,12 +392,13 @@ impl Nemesis<'_> {
                     self.errors.push(format!(
                         "membership did not settle {} s after healing: moves in flight {:?}, \
                          draining {:?}, dead not removed {:?}, joined not active {:?}, \
-                         metadata voters {:?} (members {:?})",
+                         members not active {:?}, metadata voters {:?} (members {:?})",
                         SETTLE_WINDOW.as_secs(),
                         moving,
                         m.draining,
                         m.pending_dead,
                         m.joining,
+                        not_active,
                         voters,
                         members
                     ));
