@@ -168,6 +168,17 @@ pub struct Config {
     #[arg(long, env = "RAFTKA_HEARTBEAT_MS", default_value_t = 250)]
     pub heartbeat_ms: u64,
 
+    /// Send the heartbeats of every Raft group bound for one peer together, as one message
+    /// per few milliseconds (`false`: one request per group and heartbeat, as before).
+    #[arg(
+        long,
+        env = "RAFTKA_HEARTBEAT_BATCHING",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_name = "BOOL"
+    )]
+    pub heartbeat_batching: bool,
+
     /// Minimum Raft election timeout in milliseconds.
     #[arg(long, env = "RAFTKA_ELECTION_MIN_MS", default_value_t = 1000)]
     pub election_min_ms: u64,
@@ -261,6 +272,7 @@ impl Config {
             admin_token: None,
             admin_token_file: None,
             heartbeat_ms: 100,
+            heartbeat_batching: true,
             election_min_ms: 500,
             election_max_ms: 1000,
             request_timeout_ms: 5_000,

@@ -98,6 +98,9 @@ impl Node {
             &config.peer_tls()?,
         )
         .map_err(|e| StartError::Other(e.to_string()))?;
+        if config.heartbeat_batching {
+            transport.set_heartbeat_window(crate::raft::heartbeats::window(config.heartbeat_ms));
+        }
         let raft_config =
             crate::raft::raft_config(&config).map_err(|e| StartError::Raft(e.to_string()))?;
 

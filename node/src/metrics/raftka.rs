@@ -56,6 +56,19 @@ pub fn collect(node: &Node) -> prometheus::Result<Vec<MetricFamily>> {
     )?;
     snapshots.inc_by(node.store().stats().snapshots_installed);
     out.extend(snapshots.collect());
+    let batching = node.inner.transport.heartbeat_batch_counts();
+    let heartbeats = IntCounter::new(
+        "raftka_raft_batched_heartbeats_total",
+        "Raft heartbeats this node sent to peers inside batches (all groups).",
+    )?;
+    heartbeats.inc_by(batching.heartbeats);
+    out.extend(heartbeats.collect());
+    let batches = IntCounter::new(
+        "raftka_raft_heartbeat_batches_total",
+        "Heartbeat batch messages this node sent to peers (one per peer every few milliseconds while groups it leads send heartbeats).",
+    )?;
+    batches.inc_by(batching.batches);
+    out.extend(batches.collect());
 
     let handles = node.partitions().all();
     let me = node.id();

@@ -2,6 +2,7 @@
 //! RPC routes and the node-to-node transport.
 
 pub mod handover;
+pub mod heartbeats;
 pub mod membership;
 pub mod network;
 pub mod rpc;

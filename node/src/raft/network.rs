@@ -64,7 +64,30 @@ impl PeerClient {
     ) -> Result<Resp, RPCError<TypeConfig>> {
         let body = codec::encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let path = format!("/raft/{}/{rpc}", self.group);
-        match self.transport.post(self.target, &path, body, timeout).await {
+        let sent = self.transport.post(self.target, &path, body, timeout).await;
+        Self::reply(sent)
+    }
+
+    /// A heartbeat (an append without entries), batched with the other groups' heartbeats
+    /// to the same peer ([`super::heartbeats`]).
+    async fn heartbeat(
+        &self,
+        req: &AppendEntriesRequest<TypeConfig>,
+        timeout: Duration,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        let body = codec::encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let sent = self
+            .transport
+            .post_heartbeat(self.target, self.group, body, timeout)
+            .await;
+        Self::reply(sent)
+    }
+
+    /// Decodes a peer's reply, or maps the failure onto openraft's errors.
+    fn reply<Resp: DeserializeOwned>(
+        sent: Result<bytes::Bytes, SendError>,
+    ) -> Result<Resp, RPCError<TypeConfig>> {
+        match sent {
             Ok(bytes) => {
                 codec::decode(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))
             }
@@ -87,6 +110,9 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        if rpc.entries.is_empty() && self.transport.heartbeat_window().is_some() {
+            return self.heartbeat(&rpc, option.soft_ttl()).await;
+        }
         self.call("append", &rpc, option.soft_ttl()).await
     }
 

@@ -24,6 +24,7 @@ use crate::node::Node;
 pub fn router(node: Node) -> Router {
     Router::new()
         .route("/raft/{group}/{rpc}", post(raft_rpc))
+        .route(super::heartbeats::BATCH_PATH, post(raft_batch))
         .route(
             crate::forward::INTERNAL_RPC_PATH,
             post(crate::forward::serve::internal_rpc),
@@ -174,8 +175,51 @@ async fn raft_rpc(
     Path((group, rpc)): Path<(GroupId, String)>,
     body: Bytes,
 ) -> Response {
+    group_rpc(&node, group, &rpc, &body).await
+}
+
+/// `POST /raft-batch/append`: the heartbeats of many groups ([`super::heartbeats`]), each run
+/// as `POST /raft/{group}/append` would run it, concurrently and bounded by the sender's
+/// budget; the reply holds one item per request, in order.
+async fn raft_batch(State(node): State<Node>, body: Bytes) -> Response {
+    use super::heartbeats::{BatchReply, BatchRequest, ItemReply};
+    let batch: BatchRequest = match codec::decode(&body) {
+        Ok(b) => b,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let budget = std::time::Duration::from_millis(batch.budget_ms);
+    let runs = batch.items.iter().map(|(group, req)| {
+        let node = &node;
+        async move {
+            let run = group_rpc(node, *group, "append", req);
+            let Ok(resp) = tokio::time::timeout(budget, run).await else {
+                return ItemReply::Status {
+                    status: StatusCode::SERVICE_UNAVAILABLE.as_u16(),
+                    body: format!("group {group}: no answer within {} ms", batch.budget_ms),
+                };
+            };
+            let status = resp.status();
+            match axum::body::to_bytes(resp.into_body(), usize::MAX).await {
+                Ok(b) if status.is_success() => ItemReply::Ok(b.to_vec()),
+                Ok(b) => ItemReply::Status {
+                    status: status.as_u16(),
+                    body: String::from_utf8_lossy(&b[..b.len().min(512)]).into_owned(),
+                },
+                Err(e) => ItemReply::Status {
+                    status: StatusCode::INTERNAL_SERVER_ERROR.as_u16(),
+                    body: e.to_string(),
+                },
+            }
+        }
+    });
+    let replies: BatchReply = futures::future::join_all(runs).await;
+    binary(&replies)
+}
+
+/// Runs Raft RPC `rpc` of `group` on this node.
+async fn group_rpc(node: &Node, group: GroupId, rpc: &str, body: &[u8]) -> Response {
     if group == METADATA_GROUP {
-        return dispatch(node.meta_raft(), &rpc, &body).await;
+        return dispatch(node.meta_raft(), rpc, body).await;
     }
     match node.partitions().get(group) {
         Some(h) if h.joined && (rpc == "vote" || rpc == "pre_vote") && h.is_empty() => {
@@ -184,7 +228,7 @@ async fn raft_rpc(
             // entries (a removed-and-re-added id, or a member behind a membership change).
             unavailable("this replica is joining the group and has no log yet: no vote")
         }
-        Some(h) => dispatch(&h.raft, &rpc, &body).await,
+        Some(h) => dispatch(&h.raft, rpc, body).await,
         None => (
             StatusCode::NOT_FOUND,
             format!("group {group} is not open on this node"),

@@ -5,6 +5,7 @@
 //! request may have reached the peer, which is what decides a forwarded write's outcome.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -58,6 +59,32 @@ pub enum SendError {
     },
 }
 
+impl SendError {
+    /// The same error again, for each request of a batch that failed as a whole.
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::NotSent { peer, reason } => Self::NotSent {
+                peer: *peer,
+                reason: reason.clone(),
+            },
+            Self::MaybeSent {
+                peer,
+                reason,
+                timed_out,
+            } => Self::MaybeSent {
+                peer: *peer,
+                reason: reason.clone(),
+                timed_out: *timed_out,
+            },
+            Self::Status { peer, status, body } => Self::Status {
+                peer: *peer,
+                status: *status,
+                body: body.clone(),
+            },
+        }
+    }
+}
+
 /// Injected network faults between nodes, for in-process tests: a set of blocked directed
 /// links. Empty (and cost-free to check) in production.
 #[derive(Clone, Default, Debug)]
@@ -99,7 +126,8 @@ impl NetFaults {
     }
 }
 
-struct Inner {
+/// What a [`Transport`] handle shares.
+pub struct TransportInner {
     self_id: NodeId,
     /// The address book: `--peers`, then the metadata's node registry as it is applied.
     peers: RwLock<BTreeMap<NodeId, String>>,
@@ -108,12 +136,17 @@ struct Inner {
     scheme: &'static str,
     secret: String,
     faults: NetFaults,
+    /// The heartbeat batches ([`super::heartbeats`]).
+    pub(super) coalescer: super::heartbeats::Coalescer,
+    /// How long a heartbeat waits for others to the same peer, in milliseconds; 0 sends each
+    /// on its own.
+    heartbeat_window_ms: AtomicU64,
 }
 
 /// Cheap-to-clone handle for sending to peers.
 #[derive(Clone)]
 pub struct Transport {
-    inner: Arc<Inner>,
+    inner: Arc<TransportInner>,
 }
 
 impl Transport {
@@ -141,15 +174,40 @@ impl Transport {
         }
         let http = builder.build()?;
         Ok(Self {
-            inner: Arc::new(Inner {
+            inner: Arc::new(TransportInner {
                 self_id,
                 peers: RwLock::new(peers),
                 http,
                 scheme: tls.scheme(),
                 secret,
                 faults,
+                coalescer: super::heartbeats::Coalescer::default(),
+                heartbeat_window_ms: AtomicU64::new(0),
             }),
         })
+    }
+
+    pub(super) fn inner(&self) -> &Arc<TransportInner> {
+        &self.inner
+    }
+
+    pub(super) fn from_inner(inner: Arc<TransportInner>) -> Self {
+        Self { inner }
+    }
+
+    /// Batches heartbeats to each peer over `window` ([`super::heartbeats`]); zero (the
+    /// default) sends each heartbeat on its own.
+    pub fn set_heartbeat_window(&self, window: Duration) {
+        let ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        self.inner.heartbeat_window_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The heartbeat batching window; `None` when heartbeats go one by one.
+    pub fn heartbeat_window(&self) -> Option<Duration> {
+        match self.inner.heartbeat_window_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
     }
 
     /// This node's id.
