@@ -167,7 +167,10 @@ impl Transport {
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_millis(500));
         if tls.enabled {
-            builder = builder.use_rustls_tls().https_only(true);
+            // HTTP/1.1 as over plain HTTP: a pool of connections per peer, so one group's
+            // large append never waits behind another's in one shared HTTP/2 connection and
+            // its flow-control window (the listener also offers h2, which ALPN would pick).
+            builder = builder.use_rustls_tls().https_only(true).http1_only();
             for ca in &tls.ca {
                 builder = builder.add_root_certificate(ca.clone());
             }
