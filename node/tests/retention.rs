@@ -416,7 +416,15 @@ async fn topic_configs_are_validated_altered_and_enforced() {
         .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["configs"]["max.message.bytes"], "200");
-    let (s, b) = c.get(3, "/v1/topics/conf/configs").await;
+    // Node 3 reads its own replica of the metadata, which may be a moment behind the write.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (s, b) = loop {
+        let (s, b) = c.get(3, "/v1/topics/conf/configs").await;
+        if b["effective"]["retention.ms"] == 86_400_000 || Instant::now() > deadline {
+            break (s, b);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(s, 200);
     assert_eq!(b["effective"]["retention.ms"], 86_400_000);
     assert_eq!(b["effective"]["retention.bytes"], -1);

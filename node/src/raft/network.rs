@@ -12,7 +12,7 @@ use openraft::raft::{
 };
 use openraft::type_config::alias::{SnapshotOf, VoteOf};
 use openraft::OptionalSend;
-use raft_store::{codec, GroupId, NodeId, TypeConfig};
+use raft_store::{codec, GroupId, NodeId, TypeConfig, METADATA_GROUP};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -110,7 +110,13 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        if rpc.entries.is_empty() && self.transport.heartbeat_window().is_some() {
+        // The metadata group's empty appends also carry its commits to followers, whose
+        // local reads (topic configs, groups) should see them at once: one group's
+        // heartbeats are not worth that delay.
+        if rpc.entries.is_empty()
+            && self.group != METADATA_GROUP
+            && self.transport.heartbeat_window().is_some()
+        {
             return self.heartbeat(&rpc, option.soft_ttl()).await;
         }
         self.call("append", &rpc, option.soft_ttl()).await
