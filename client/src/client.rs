@@ -7,7 +7,7 @@ use raftka_protocol::{
     AlterConfigsRequest, AlterTopicRequest, CreateTopicRequest, ErrorBody, ErrorCode, ProduceReply,
     ProduceRequest, TopicDeleted,
 };
-use reqwest::header::{HeaderValue, AUTHORIZATION};
+use reqwest::header::{HeaderValue, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -47,6 +47,8 @@ pub struct Client {
     next: std::sync::Arc<AtomicUsize>,
     leaders: std::sync::Arc<LeaderCache>,
     auth: Option<BearerToken>,
+    /// Request bodies compressed, replies asked for compressed ([`Client::with_compression`]).
+    compression: crate::Compression,
 }
 
 /// The `Authorization` header value of a bearer token, marked sensitive; `Debug` hides it.
@@ -114,6 +116,7 @@ impl Client {
             next: std::sync::Arc::new(AtomicUsize::new(0)),
             leaders: std::sync::Arc::default(),
             auth: None,
+            compression: crate::Compression::None,
         })
     }
 
@@ -170,6 +173,21 @@ impl Client {
         Ok(self)
     }
 
+    /// This client with compressed bodies, as Kafka producers compress batches: request
+    /// bodies of 256 bytes or more go compressed (`Content-Encoding`), and replies are asked
+    /// for in the same codec (`Accept-Encoding`). Every clone made afterwards, the
+    /// [`Producer`](crate::Producer) and [`Consumer`](crate::Consumer) included, does the same.
+    /// [`Compression::None`](crate::Compression::None) (the default) sends bodies as they are.
+    pub fn with_compression(mut self, compression: crate::Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// The body compression in use.
+    pub fn compression(&self) -> crate::Compression {
+        self.compression
+    }
+
     /// This client without a bearer token.
     pub fn without_token(mut self) -> Self {
         self.auth = None;
@@ -207,6 +225,7 @@ impl Client {
             next: std::sync::Arc::new(AtomicUsize::new(0)),
             leaders: std::sync::Arc::default(),
             auth: self.auth.clone(),
+            compression: self.compression,
         })
     }
 
@@ -256,16 +275,32 @@ impl Client {
         if let Some(auth) = &self.auth {
             req = req.header(AUTHORIZATION, auth.0.clone());
         }
+        let encoding = self.compression.encoding();
+        if let Some(enc) = encoding {
+            req = req.header(ACCEPT_ENCODING, enc);
+        }
         if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b);
+            req = req.header("content-type", "application/json");
+            req = match encoding {
+                Some(enc) if b.len() >= crate::compression::MIN_COMPRESSED_BYTES => req
+                    .header(CONTENT_ENCODING, enc)
+                    .body(self.compression.compress(&b)?),
+                _ => req.body(b),
+            };
         }
         match req.send().await {
             Ok(resp) => {
                 let status = resp.status();
+                let content_encoding = resp
+                    .headers()
+                    .get(CONTENT_ENCODING)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
                 let bytes = resp
                     .bytes()
                     .await
                     .map_err(|e| Error::Transport(e.to_string()))?;
+                let bytes = crate::compression::decode_reply(content_encoding.as_deref(), bytes)?;
                 Ok((status, bytes))
             }
             Err(e) if e.is_connect() => {

@@ -31,6 +31,7 @@
 //! from [`types`]; errors carry the protocol's [`ErrorCode`] ([`Error::error_code`]).
 
 pub mod client;
+pub mod compression;
 pub mod consumer;
 pub mod error;
 mod leaders;
@@ -43,6 +44,7 @@ mod test_server;
 pub mod types;
 
 pub use client::Client;
+pub use compression::Compression;
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, RebalanceListener};
 pub use error::{Error, ErrorCode, Outcome};
 pub use producer::{DeliveryFuture, Producer, ProducerConfig, ProducerStats, RetryPolicy};

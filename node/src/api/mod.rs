@@ -26,6 +26,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
+use tower_http::compression::CompressionLayer;
+use tower_http::decompression::RequestDecompressionLayer;
 use tracing::Instrument;
 
 use crate::error::{ApiError, ErrorCode, RequestContext, REQUEST};
@@ -132,7 +134,37 @@ pub fn router(node: Node) -> Router {
             node.clone(),
             crate::auth::authenticate,
         ))
+        // Compressed bodies both ways, as Kafka compresses batches: a request body with
+        // `Content-Encoding: gzip` or `zstd` is decompressed on the way in (the body limit
+        // applies to what it decompresses to), and a reply is compressed when the client's
+        // `Accept-Encoding` asks for gzip or zstd (replies under 32 bytes stay as they are).
+        .layer(RequestDecompressionLayer::new())
+        .layer(CompressionLayer::new())
+        .layer(middleware::from_fn(check_content_encoding))
         .with_state(node)
+}
+
+/// The request body encodings [`router`] decompresses.
+const CONTENT_ENCODINGS: [&str; 3] = ["identity", "gzip", "zstd"];
+
+/// Refuses a request body in an encoding the node does not decompress with a `415` in the
+/// error shape (the decompression layer's own refusal has no body).
+async fn check_content_encoding(req: Request, next: Next) -> Response {
+    if let Some(v) = req.headers().get(axum::http::header::CONTENT_ENCODING) {
+        let given = v.to_str().unwrap_or_default().trim().to_ascii_lowercase();
+        if !CONTENT_ENCODINGS.contains(&given.as_str()) {
+            return ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                format!(
+                    "Content-Encoding '{given}' is not supported: send the body as is, or in \
+                     one of {}",
+                    CONTENT_ENCODINGS[1..].join(", ")
+                ),
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 async fn not_found() -> ApiError {

@@ -101,6 +101,17 @@ struct Cli {
     #[arg(long, env = "RAFTKA_CA", global = true, value_name = "PATH")]
     ca: Option<PathBuf>,
 
+    /// Compress request bodies (produce batches, …) with this codec and ask for compressed
+    /// replies (fetches): none, gzip or zstd.
+    #[arg(
+        long,
+        env = "RAFTKA_COMPRESSION",
+        global = true,
+        value_name = "CODEC",
+        default_value = "none"
+    )]
+    compression: raftka_client::Compression,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -217,6 +228,7 @@ fn client(cli: &Cli, matches: &clap::ArgMatches) -> Result<raftka_client::Client
             .with_ca_pem(&pem)
             .map_err(|e| UsageError(format!("--ca {}: {e}", path.display())))?;
     }
+    client = client.with_compression(cli.compression);
     match token {
         Some(t) => client
             .with_token(t)
