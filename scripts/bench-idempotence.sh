@@ -114,29 +114,5 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 
 heading "bench produce, $RECORDS records of $SIZE B, batch $BATCH, concurrency $CONCURRENCY, $ROUNDS round(s)"
-awk '
-    function median(a, n,    i, j, t) {
-        for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-        return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-    }
-    {
-        printf "%-4s %10.0f records/s  p50 %7.2f ms  p99 %7.2f ms  server CPU %6.2f s (%5.2f us/record)\n", \
-            $1, $2, $3, $4, $5, $5 * 1e6 / $6
-        n[$1]++; rps[$1, n[$1]] = $2; p50[$1, n[$1]] = $3; p99[$1, n[$1]] = $4; cpr[$1, n[$1]] = $5 * 1e6 / $6
-    }
-    END {
-        for (m = 0; m < 2; m++) {
-            mode = m ? "on" : "off"
-            k = n[mode]
-            for (i = 1; i <= k; i++) { a[i] = rps[mode, i] } ; med_rps[mode] = median(a, k)
-            for (i = 1; i <= k; i++) { a[i] = p50[mode, i] } ; med_p50[mode] = median(a, k)
-            for (i = 1; i <= k; i++) { a[i] = p99[mode, i] } ; med_p99[mode] = median(a, k)
-            for (i = 1; i <= k; i++) { a[i] = cpr[mode, i] } ; med_cpr[mode] = median(a, k)
-            printf "median %-3s %10.0f records/s  p50 %7.2f ms  p99 %7.2f ms  %5.2f server CPU us/record\n", \
-                mode, med_rps[mode], med_p50[mode], med_p99[mode], med_cpr[mode]
-        }
-        printf "ratio on/off: throughput %.2f, p50 %.2f, p99 %.2f, server CPU per record %.2f\n", \
-            med_rps["on"] / med_rps["off"], med_p50["on"] / med_p50["off"], \
-            med_p99["on"] / med_p99["off"], med_cpr["on"] / med_cpr["off"]
-    }' "$RESULTS/runs"
+summarize_ab_runs "$RESULTS/runs" off on
 info "raw results in $RESULTS"

@@ -300,3 +300,34 @@ cpu_seconds() {
     done
     awk -v t="$ticks" -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }'
 }
+
+# summarize_ab_runs FILE BASE OTHER — prints the runs in FILE (lines "MODE records/s p50_ms
+# p99_ms server_cpu_s records", MODE being BASE or OTHER), the medians of each mode and the
+# OTHER/BASE ratios of throughput, latency and server CPU per record.
+summarize_ab_runs() {
+    awk -v base="$2" -v other="$3" '
+        function median(a, n,    i, j, t) {
+            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+            return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+        }
+        {
+            printf "%-6s %10.0f records/s  p50 %7.2f ms  p99 %7.2f ms  server CPU %6.2f s (%5.2f us/record)\n", \
+                $1, $2, $3, $4, $5, $5 * 1e6 / $6
+            n[$1]++; rps[$1, n[$1]] = $2; p50[$1, n[$1]] = $3; p99[$1, n[$1]] = $4; cpr[$1, n[$1]] = $5 * 1e6 / $6
+        }
+        END {
+            for (m = 0; m < 2; m++) {
+                mode = m ? other : base
+                k = n[mode]
+                for (i = 1; i <= k; i++) { a[i] = rps[mode, i] } ; med_rps[mode] = median(a, k)
+                for (i = 1; i <= k; i++) { a[i] = p50[mode, i] } ; med_p50[mode] = median(a, k)
+                for (i = 1; i <= k; i++) { a[i] = p99[mode, i] } ; med_p99[mode] = median(a, k)
+                for (i = 1; i <= k; i++) { a[i] = cpr[mode, i] } ; med_cpr[mode] = median(a, k)
+                printf "median %-6s %10.0f records/s  p50 %7.2f ms  p99 %7.2f ms  %5.2f server CPU us/record\n", \
+                    mode, med_rps[mode], med_p50[mode], med_p99[mode], med_cpr[mode]
+            }
+            printf "ratio %s/%s: throughput %.3f, p50 %.2f, p99 %.2f, server CPU per record %.2f\n", \
+                other, base, med_rps[other] / med_rps[base], med_p50[other] / med_p50[base], \
+                med_p99[other] / med_p99[base], med_cpr[other] / med_cpr[base]
+        }' "$1"
+}

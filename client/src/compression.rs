@@ -18,9 +18,9 @@ pub enum Compression {
     /// Bodies as they are (the default).
     #[default]
     None,
-    /// gzip (`Content-Encoding: gzip`), level 6: small replies, more CPU.
+    /// gzip (`Content-Encoding: gzip`), level 6.
     Gzip,
-    /// Zstandard (`Content-Encoding: zstd`), level 3: nearly gzip's ratio for far less CPU.
+    /// Zstandard (`Content-Encoding: zstd`), level 3.
     Zstd,
 }
 

@@ -96,11 +96,11 @@ impl Node {
             config.cluster_secret().to_string(),
             faults,
             &config.peer_tls()?,
+            config
+                .heartbeat_batching
+                .then(|| crate::raft::heartbeats::window(config.heartbeat_ms)),
         )
         .map_err(|e| StartError::Other(e.to_string()))?;
-        if config.heartbeat_batching {
-            transport.set_heartbeat_window(crate::raft::heartbeats::window(config.heartbeat_ms));
-        }
         let raft_config =
             crate::raft::raft_config(&config).map_err(|e| StartError::Raft(e.to_string()))?;
 

@@ -73,6 +73,7 @@ pub async fn join(
         config.cluster_secret().to_string(),
         faults.clone(),
         &config.peer_tls()?,
+        None,
     )
     .map_err(|e| StartError::Other(e.to_string()))?;
     let req = InternalRequest::Join {

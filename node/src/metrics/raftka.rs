@@ -18,6 +18,13 @@ fn int_gauge(name: &str, help: &str, value: u64) -> prometheus::Result<Vec<Metri
     Ok(g.collect())
 }
 
+/// A counter family holding `value`, a total the node keeps elsewhere.
+fn int_counter(name: &str, help: &str, value: u64) -> prometheus::Result<Vec<MetricFamily>> {
+    let c = IntCounter::new(name, help)?;
+    c.inc_by(value);
+    Ok(c.collect())
+}
+
 /// The families read from `node` at scrape time.
 ///
 /// # Errors
@@ -50,25 +57,22 @@ pub fn collect(node: &Node) -> prometheus::Result<Vec<MetricFamily>> {
         "1 once a failed fsync poisoned the store (it refuses writes until a restart).",
         u64::from(node.store().is_poisoned()),
     )?);
-    let snapshots = IntCounter::new(
+    out.extend(int_counter(
         "raftka_raft_snapshots_installed_total",
         "Raft snapshots installed from a leader on this node, all groups.",
-    )?;
-    snapshots.inc_by(node.store().stats().snapshots_installed);
-    out.extend(snapshots.collect());
+        node.store().stats().snapshots_installed,
+    )?);
     let batching = node.inner.transport.heartbeat_batch_counts();
-    let heartbeats = IntCounter::new(
+    out.extend(int_counter(
         "raftka_raft_batched_heartbeats_total",
         "Raft heartbeats this node sent to peers inside batches (all groups).",
-    )?;
-    heartbeats.inc_by(batching.heartbeats);
-    out.extend(heartbeats.collect());
-    let batches = IntCounter::new(
+        batching.heartbeats,
+    )?);
+    out.extend(int_counter(
         "raftka_raft_heartbeat_batches_total",
         "Heartbeat batch messages this node sent to peers (one per peer every few milliseconds while groups it leads send heartbeats).",
-    )?;
-    batches.inc_by(batching.batches);
-    out.extend(batches.collect());
+        batching.batches,
+    )?);
 
     let handles = node.partitions().all();
     let me = node.id();

@@ -94,6 +94,12 @@ pub struct BatchCounts {
     pub batches: u64,
 }
 
+/// The guarded value, also after a panic elsewhere while it was held (the maps it guards stay
+/// consistent: each change is one insert or remove).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// How long heartbeats wait for company: a fortieth of the heartbeat interval, between 1 and
 /// 10 ms (6 ms at the default 250 ms).
 pub fn window(heartbeat_ms: u64) -> Duration {
@@ -139,11 +145,7 @@ impl Transport {
 
     /// The queue of `peer`, with its task started on first use.
     fn queue(&self, peer: NodeId) -> mpsc::UnboundedSender<Item> {
-        let coalescer = &self.inner().coalescer;
-        let mut queues = match coalescer.queues.lock() {
-            Ok(q) => q,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut queues = lock(&self.inner().coalescer.queues);
         if let Some(q) = queues.get(&peer).filter(|q| !q.is_closed()) {
             return q.clone();
         }
@@ -286,10 +288,7 @@ impl Transport {
     }
 
     fn batching_refused(&self, peer: NodeId) -> bool {
-        let mut refused = match self.inner().coalescer.unsupported.lock() {
-            Ok(r) => r,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut refused = lock(&self.inner().coalescer.unsupported);
         match refused.get(&peer) {
             Some(until) if *until > Instant::now() => true,
             Some(_) => {
@@ -301,11 +300,7 @@ impl Transport {
     }
 
     fn refuse_batching(&self, peer: NodeId) {
-        let mut refused = match self.inner().coalescer.unsupported.lock() {
-            Ok(r) => r,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        refused.insert(peer, Instant::now() + RETRY_UNSUPPORTED);
+        lock(&self.inner().coalescer.unsupported).insert(peer, Instant::now() + RETRY_UNSUPPORTED);
     }
 }
 
@@ -333,8 +328,8 @@ mod tests {
             "secret-for-tests".into(),
             NetFaults::default(),
             &crate::tls::PeerTls::default(),
+            Some(Duration::from_millis(20)),
         )?;
-        t.set_heartbeat_window(Duration::from_millis(20));
         Ok(t)
     }
 
@@ -435,8 +430,8 @@ mod tests {
             "secret-for-tests".into(),
             NetFaults::default(),
             &crate::tls::PeerTls::default(),
+            Some(Duration::from_millis(5)),
         )?;
-        t.set_heartbeat_window(Duration::from_millis(5));
         let sends = (0..3u64).map(|g| {
             let t = t.clone();
             async move { t.post_heartbeat(2, g, vec![], Duration::from_secs(2)).await }

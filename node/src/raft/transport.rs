@@ -5,7 +5,6 @@
 //! request may have reached the peer, which is what decides a forwarded write's outcome.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -138,9 +137,8 @@ pub struct TransportInner {
     faults: NetFaults,
     /// The heartbeat batches ([`super::heartbeats`]).
     pub(super) coalescer: super::heartbeats::Coalescer,
-    /// How long a heartbeat waits for others to the same peer, in milliseconds; 0 sends each
-    /// on its own.
-    heartbeat_window_ms: AtomicU64,
+    /// How long a heartbeat waits for others to the same peer; `None` sends each on its own.
+    heartbeat_window: Option<Duration>,
 }
 
 /// Cheap-to-clone handle for sending to peers.
@@ -150,7 +148,9 @@ pub struct Transport {
 }
 
 impl Transport {
-    /// A transport for node `self_id` of a cluster with `peers`, over HTTPS when `tls` says so.
+    /// A transport for node `self_id` of a cluster with `peers`, over HTTPS when `tls` says so,
+    /// batching heartbeats to each peer over `heartbeat_window` ([`super::heartbeats`]; `None`
+    /// sends each heartbeat on its own).
     ///
     /// # Errors
     /// When the HTTP client cannot be built (TLS backend missing, …).
@@ -160,6 +160,7 @@ impl Transport {
         secret: String,
         faults: NetFaults,
         tls: &crate::tls::PeerTls,
+        heartbeat_window: Option<Duration>,
     ) -> Result<Self, reqwest::Error> {
         let mut builder = reqwest::Client::builder()
             .no_proxy()
@@ -185,7 +186,7 @@ impl Transport {
                 secret,
                 faults,
                 coalescer: super::heartbeats::Coalescer::default(),
-                heartbeat_window_ms: AtomicU64::new(0),
+                heartbeat_window,
             }),
         })
     }
@@ -198,19 +199,9 @@ impl Transport {
         Self { inner }
     }
 
-    /// Batches heartbeats to each peer over `window` ([`super::heartbeats`]); zero (the
-    /// default) sends each heartbeat on its own.
-    pub fn set_heartbeat_window(&self, window: Duration) {
-        let ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
-        self.inner.heartbeat_window_ms.store(ms, Ordering::Relaxed);
-    }
-
     /// The heartbeat batching window; `None` when heartbeats go one by one.
     pub fn heartbeat_window(&self) -> Option<Duration> {
-        match self.inner.heartbeat_window_ms.load(Ordering::Relaxed) {
-            0 => None,
-            ms => Some(Duration::from_millis(ms)),
-        }
+        self.inner.heartbeat_window
     }
 
     /// This node's id.
