@@ -179,6 +179,12 @@ pub struct Config {
     )]
     pub heartbeat_batching: bool,
 
+    /// Quiesce a partition after this many milliseconds without writes (0: never): its
+    /// replicas stop ticking and heartbeating until it is used again, so idle partitions cost
+    /// nothing. The metadata group never quiesces.
+    #[arg(long, env = "RAFTKA_QUIESCE_AFTER_MS", default_value_t = 2_000)]
+    pub quiesce_after_ms: u64,
+
     /// Minimum Raft election timeout in milliseconds.
     #[arg(long, env = "RAFTKA_ELECTION_MIN_MS", default_value_t = 1000)]
     pub election_min_ms: u64,
@@ -273,6 +279,7 @@ impl Config {
             admin_token_file: None,
             heartbeat_ms: 100,
             heartbeat_batching: true,
+            quiesce_after_ms: 2_000,
             election_min_ms: 500,
             election_max_ms: 1000,
             request_timeout_ms: 5_000,

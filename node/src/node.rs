@@ -60,6 +60,7 @@ pub(crate) struct NodeInner {
     pub(crate) cancel: CancellationToken,
     pub(crate) tasks: TaskTracker,
     pub(crate) metrics: crate::metrics::Metrics,
+    pub(crate) liveness: crate::raft::quiesce::Liveness,
 }
 
 /// A running Raftka node. Cheap to clone.
@@ -142,6 +143,7 @@ impl Node {
                 cancel: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 metrics,
+                liveness: Default::default(),
             }),
         };
         // The lowest-id node initializes the metadata group at once and so leads it first; the
@@ -202,6 +204,11 @@ impl Node {
             .spawn(async move { crate::cluster::controller::run(n).await });
         let n = self.clone();
         self.inner.tasks.spawn(
+            async move { crate::raft::quiesce::run(n).await }
+                .instrument(tracing::debug_span!("quiesce")),
+        );
+        let n = self.clone();
+        self.inner.tasks.spawn(
             async move { crate::metrics::raftka::watch_leaders(n).await }
                 .instrument(tracing::debug_span!("leader_watch")),
         );
@@ -228,6 +235,11 @@ impl Node {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
         }
+    }
+
+    /// When each peer was last heard from ([`crate::raft::quiesce`]).
+    pub fn liveness(&self) -> &crate::raft::quiesce::Liveness {
+        &self.inner.liveness
     }
 
     /// This node's id.
@@ -379,6 +391,12 @@ impl Node {
             budget,
         };
         let partitions = self.inner.partitions.all();
+        // Quiet leaders have no fresh acknowledgements to pick a successor by: wake them.
+        futures::future::join_all(partitions.iter().map(|h| {
+            h.quiet
+                .ready_for_leader_op(&h.raft, limits.per_group.min(budget))
+        }))
+        .await;
         let meta_deadline = tokio::time::Instant::now() + limits.per_group.min(budget);
         let (mut report, meta) = tokio::join!(
             handover::hand_over_all(partitions.iter().map(|h| (h.group, &h.raft)), me, limits),

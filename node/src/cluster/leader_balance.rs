@@ -46,6 +46,11 @@ impl PartitionHandle {
         fresh: Duration,
         deadline: Instant,
     ) -> Result<LeaderMoveOutcome, ApiError> {
+        // A quiet group has no fresh acknowledgements to judge the target by: wake it first.
+        let wake_within = deadline.saturating_duration_since(Instant::now());
+        self.quiet
+            .ready_for_leader_op(&self.raft, wake_within)
+            .await;
         let m = self.raft.metrics().borrow_watched().clone();
         if m.current_leader != Some(me) {
             return Err(ApiError::new(

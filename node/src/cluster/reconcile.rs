@@ -181,6 +181,7 @@ async fn open_group(
         progress,
         reader: PartitionReader::new(store, group),
         joined: !founder,
+        quiet: Default::default(),
     });
     Ok(())
 }

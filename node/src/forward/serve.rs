@@ -100,6 +100,9 @@ pub async fn serve_local(node: &Node, req: InternalRequest) -> Result<InternalRe
             addrs,
         } => {
             let h = open_partition(node, group)?;
+            h.quiet
+                .ready_for_leader_op(&h.raft, node.config().request_timeout())
+                .await;
             crate::raft::membership::step(
                 &h.raft,
                 &target,

@@ -118,6 +118,11 @@ pub fn collect(node: &Node) -> prometheus::Result<Vec<MetricFamily>> {
         handles.len() as u64,
     )?);
     out.extend(int_gauge(
+        "raftka_partition_groups_quiesced",
+        "Partition replicas on this node that are quiesced (idle: no ticks, no heartbeats).",
+        handles.iter().filter(|h| h.quiet.is_quiesced()).count() as u64,
+    )?);
+    out.extend(int_gauge(
         "raftka_partition_leaderships",
         "Partitions this node leads.",
         leading,

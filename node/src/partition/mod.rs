@@ -37,6 +37,8 @@ pub struct PartitionHandle {
     /// This replica was added to a running group (by a move) rather than named at its
     /// creation: it never initializes the group, and refuses votes while its log is empty.
     pub joined: bool,
+    /// Whether the replica is quiesced ([`crate::raft::quiesce`]).
+    pub quiet: Arc<crate::raft::quiesce::Quiet>,
 }
 
 /// A batch's place in the log.
@@ -231,6 +233,7 @@ impl PartitionHandle {
             .with_leader(leader)
             .for_write());
         }
+        self.quiet.ready_for_leader_op(&self.raft, timeout).await;
         if let Some(acked) = canary::ack_before_commit(self, &batch).await {
             return acked;
         }
@@ -289,6 +292,10 @@ impl PartitionHandle {
             )
             .with_leader(leader));
         }
+        let wake_within = Duration::from_millis(5_000);
+        self.quiet
+            .ready_for_leader_op(&self.raft, wake_within)
+            .await;
         match self.raft.ensure_linearizable(ReadPolicy::LeaseRead).await {
             Ok(_) => Ok(()),
             Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {

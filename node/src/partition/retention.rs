@@ -87,6 +87,10 @@ async fn check(node: &Node, handle: &PartitionHandle, config: &TopicConfig, now_
     if target <= progress.log_start_offset {
         return;
     }
+    handle
+        .quiet
+        .ready_for_leader_op(&handle.raft, node.config().request_timeout())
+        .await;
     let write = handle.raft.client_write(Command::Truncate {
         before_offset: target,
     });

@@ -5,6 +5,7 @@ pub mod handover;
 pub mod heartbeats;
 pub mod membership;
 pub mod network;
+pub mod quiesce;
 pub mod rpc;
 pub mod transport;
 

@@ -25,6 +25,7 @@ pub fn router(node: Node) -> Router {
     Router::new()
         .route("/raft/{group}/{rpc}", post(raft_rpc))
         .route(super::heartbeats::BATCH_PATH, post(raft_batch))
+        .route(super::quiesce::BEAT_PATH, post(beat))
         .route(
             crate::forward::INTERNAL_RPC_PATH,
             post(crate::forward::serve::internal_rpc),
@@ -75,6 +76,9 @@ async fn require_secret(State(node): State<Node>, req: Request, next: Next) -> R
             format!("node {id} was removed from the cluster: its requests are refused"),
         )
         .into_response();
+    }
+    if let Some(id) = sender.filter(|id| *id != 0) {
+        node.liveness().heard(id);
     }
     next.run(req).await
 }
@@ -216,6 +220,25 @@ async fn raft_batch(State(node): State<Node>, body: Bytes) -> Response {
     binary(&replies)
 }
 
+/// `POST /raft-node/beat`: a peer's beat ([`super::quiesce`]); the sender is the
+/// `x-raftka-from` header, without which nothing is quiesced.
+async fn beat(State(node): State<Node>, headers: axum::http::HeaderMap, body: Bytes) -> Response {
+    let beat: super::quiesce::Beat = match codec::decode(&body) {
+        Ok(b) => b,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let sender = headers
+        .get(SENDER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse::<raft_store::NodeId>().ok())
+        .filter(|id| *id != 0);
+    let reply: super::quiesce::BeatReply = match sender {
+        Some(id) => super::quiesce::serve_beat(&node, id, &beat),
+        None => vec![false; beat.quiesce.len()],
+    };
+    binary(&reply)
+}
+
 /// Runs Raft RPC `rpc` of `group` on this node.
 async fn group_rpc(node: &Node, group: GroupId, rpc: &str, body: &[u8]) -> Response {
     if group == METADATA_GROUP {
@@ -228,7 +251,12 @@ async fn group_rpc(node: &Node, group: GroupId, rpc: &str, body: &[u8]) -> Respo
             // entries (a removed-and-re-added id, or a member behind a membership change).
             unavailable("this replica is joining the group and has no log yet: no vote")
         }
-        Some(h) => dispatch(&h.raft, rpc, body).await,
+        Some(h) => {
+            if h.quiet.is_quiesced() && super::quiesce::rpc_wakes(rpc, body) {
+                h.quiet.wake(&h.raft);
+            }
+            dispatch(&h.raft, rpc, body).await
+        }
         None => (
             StatusCode::NOT_FOUND,
             format!("group {group} is not open on this node"),
