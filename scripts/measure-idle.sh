@@ -16,6 +16,7 @@ BASE_PORT=26291
 DIR="${TMPDIR:-/tmp}/raftka-measure-idle"
 NODE_BIN=""
 READY_TIMEOUT=600
+USE=0
 
 usage() {
     cat <<EOF
@@ -37,6 +38,9 @@ Options:
   --node-bin PATH    raftka-node binary (default: cluster.sh's, target/debug/raftka-node;
                      measure release builds)
   --ready-timeout S  bound on waiting for the leaders (default $READY_TIMEOUT)
+  --use              afterwards, produce one record to every partition (one request per
+                     topic, through node 1) and read each back through node 2, then report
+                     how long that took and the idle cost again
   -h, --help         this help
 EOF
 }
@@ -51,6 +55,7 @@ while (($# > 0)); do
         --dir) DIR="${2:?}"; shift 2 ;;
         --node-bin) NODE_BIN="${2:?}"; shift 2 ;;
         --ready-timeout) READY_TIMEOUT="${2:?}"; shift 2 ;;
+        --use) USE=1; shift ;;
         -h | --help) usage; exit 0 ;;
         *) die "unknown option '$1' (see $PROG --help)" ;;
     esac
@@ -108,21 +113,71 @@ sleep "$WARMUP"
 
 pids=()
 for i in 1 2 3; do pids+=("$(node_pid "$DIR" "$i")"); done
-before=()
-for p in "${pids[@]}"; do before+=("$(cpu_seconds "$p")"); done
-t0="$(date +%s%N)"
-sleep "$SECONDS_WINDOW"
-t1="$(date +%s%N)"
-heading "idle cost of $PARTITIONS partitions (RF 3, 3 nodes), over $SECONDS_WINDOW s"
-printf '%-6s %-8s %12s %10s\n' node pid "cpu % core" "rss MiB"
-total=0
-for i in 0 1 2; do
-    after="$(cpu_seconds "${pids[$i]}")"
-    rss_kb="$(awk '/^VmRSS:/ {print $2}' "/proc/${pids[$i]}/status")"
-    pct="$(awk -v a="$after" -v b="${before[$i]}" -v t0="$t0" -v t1="$t1" \
-        'BEGIN { printf "%.1f", 100 * (a - b) / ((t1 - t0) / 1e9) }')"
-    total="$(awk -v t="$total" -v p="$pct" 'BEGIN { printf "%.1f", t + p }')"
-    printf '%-6s %-8s %12s %10s\n' "$((i + 1))" "${pids[$i]}" "$pct" "$((rss_kb / 1024))"
-done
-printf 'total: %s%% of a core over 3 nodes (%s%% per node)\n' "$total" \
-    "$(awk -v t="$total" 'BEGIN { printf "%.1f", t / 3 }')"
+
+# Prints each node's CPU over SECONDS_WINDOW, its RSS and its quiesced partition replicas.
+measure() {
+    local before=() i after rss_kb pct total=0 t0 t1 quiet
+    for p in "${pids[@]}"; do before+=("$(cpu_seconds "$p")"); done
+    t0="$(date +%s%N)"
+    sleep "$SECONDS_WINDOW"
+    t1="$(date +%s%N)"
+    heading "idle cost of $PARTITIONS partitions (RF 3, 3 nodes), over $SECONDS_WINDOW s$1"
+    printf '%-6s %-8s %12s %10s %10s\n' node pid "cpu % core" "rss MiB" "quiesced"
+    for i in 0 1 2; do
+        after="$(cpu_seconds "${pids[$i]}")"
+        rss_kb="$(awk '/^VmRSS:/ {print $2}' "/proc/${pids[$i]}/status")"
+        pct="$(awk -v a="$after" -v b="${before[$i]}" -v t0="$t0" -v t1="$t1" \
+            'BEGIN { printf "%.1f", 100 * (a - b) / ((t1 - t0) / 1e9) }')"
+        total="$(awk -v t="$total" -v p="$pct" 'BEGIN { printf "%.1f", t + p }')"
+        quiet="$(curl -s --max-time 30 "$(node_url $((i + 1)))/metrics" |
+            awk '/^raftka_partition_groups_quiesced / {print $2}')"
+        printf '%-6s %-8s %12s %10s %10s\n' "$((i + 1))" "${pids[$i]}" "$pct" "$((rss_kb / 1024))" "${quiet:-?}"
+    done
+    printf 'total: %s%% of a core over 3 nodes (%s%% per node)\n' "$total" \
+        "$(awk -v t="$total" 'BEGIN { printf "%.1f", t / 3 }')"
+}
+
+measure ""
+((USE)) || exit 0
+
+info "using every partition: one record each, then reading each back"
+t_use="$(date +%s%N)"
+python3 - "$(node_url 1)" "$(node_url 2)" "$PARTITIONS" "$PER_TOPIC" <<'PY'
+import http.client, json, sys, time
+from urllib.parse import urlparse
+w, r = (urlparse(u) for u in sys.argv[1:3])
+total, per_topic = int(sys.argv[3]), int(sys.argv[4])
+writer = http.client.HTTPConnection(w.hostname, w.port, timeout=60)
+reader = http.client.HTTPConnection(r.hostname, r.port, timeout=60)
+def call(conn, method, path, body=None):
+    conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                 headers={"content-type": "application/json"})
+    resp = conn.getresponse()
+    return resp.status, json.loads(resp.read() or b"null")
+left, n, produced, read = total, 0, 0, 0
+while left > 0:
+    this = min(left, per_topic); n += 1; left -= this
+    topic = f"idle-{n}"
+    recs = [{"partition": p, "value": f"{topic}/{p}"} for p in range(this)]
+    for attempt in range(20):
+        s, b = call(writer, "POST", f"/v1/topics/{topic}/records", {"records": recs})
+        if s == 200:
+            break
+        time.sleep(0.5)
+    else:
+        sys.exit(f"produce to {topic} answered {s}: {b}")
+    produced += len(b["offsets"])
+    for p in range(this):
+        s, b = call(reader, "GET", f"/v1/topics/{topic}/partitions/{p}/records?offset=0")
+        vals = [x["value"] for x in b.get("records", [])] if s == 200 else []
+        if vals != [f"{topic}/{p}"]:
+            sys.exit(f"{topic}/{p}: read back {s} {b}")
+        read += 1
+print(f"produced {produced} records (one per partition) and read every one back")
+PY
+t_used="$(date +%s%N)"
+printf 'used all %s partitions in %s s\n' "$PARTITIONS" \
+    "$(awk -v a="$t_use" -v b="$t_used" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')"
+info "idle again: waiting ${WARMUP} s"
+sleep "$WARMUP"
+measure " after use"

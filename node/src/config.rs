@@ -186,11 +186,13 @@ pub struct Config {
     pub quiesce_after_ms: u64,
 
     /// Minimum Raft election timeout in milliseconds.
-    #[arg(long, env = "RAFTKA_ELECTION_MIN_MS", default_value_t = 1000)]
+    #[arg(long, env = "RAFTKA_ELECTION_MIN_MS", default_value_t = 600)]
     pub election_min_ms: u64,
 
-    /// Maximum Raft election timeout in milliseconds.
-    #[arg(long, env = "RAFTKA_ELECTION_MAX_MS", default_value_t = 2000)]
+    /// Maximum Raft election timeout in milliseconds. It is also the leader lease, and how long
+    /// a leader's node must be silent before its followers campaign: a partition fails over
+    /// about this long after its leader dies.
+    #[arg(long, env = "RAFTKA_ELECTION_MAX_MS", default_value_t = 1000)]
     pub election_max_ms: u64,
 
     /// How long a write may wait for commit before its outcome is reported as unknown.

@@ -1,6 +1,7 @@
 //! Quiescence of idle partitions: idle groups go quiet on every replica, wake on use without
 //! losing or refusing anything, and still fail over when their leader's node dies or is cut
 //! off while they are quiet.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -109,9 +109,9 @@ fn node_args(request_timeout_ms: u64) -> Vec<String> {
         "--heartbeat-ms",
         "250",
         "--election-min-ms",
-        "1000",
+        "600",
         "--election-max-ms",
-        "2000",
+        "1000",
         "--request-timeout-ms",
     ]
     .iter()

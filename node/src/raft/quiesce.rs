@@ -358,7 +358,7 @@ async fn leader_round(
     let quiesce_after = Duration::from_millis(node.config().quiesce_after_ms);
     let enabled =
         node.config().quiesce_after_ms > 0 && !node.inner.shutting_down.load(Ordering::Acquire);
-    let reassert = round % REASSERT_EVERY == 0;
+    let reassert = round.is_multiple_of(REASSERT_EVERY);
     let mut beats: BTreeMap<NodeId, Beat> = node
         .inner
         .transport
@@ -446,21 +446,17 @@ async fn leader_round(
                     .copied()
                     .unwrap_or(false)
             });
-        match (c.already, agreed) {
-            (false, true) => {
-                if c.handle
-                    .quiet
-                    .try_quiesce_leader(&c.handle.raft, me, c.activity)
-                {
-                    tracing::debug!(group = c.handle.group, "partition quiesced");
-                }
+        if !c.already && agreed {
+            if c.handle
+                .quiet
+                .try_quiesce_leader(&c.handle.raft, me, c.activity)
+            {
+                tracing::debug!(group = c.handle.group, "partition quiesced");
             }
+        } else if c.already && !agreed {
             // A follower no longer agrees (it restarted, or its state moved): run normally
             // again until the group can quiesce anew.
-            (true, false) => {
-                c.handle.quiet.wake(&c.handle.raft);
-            }
-            _ => {}
+            c.handle.quiet.wake(&c.handle.raft);
         }
     }
 }
@@ -472,58 +468,71 @@ struct Campaign {
     attempts: u32,
 }
 
-/// What the failure detector needs of a group's Raft handle.
-async fn campaign_if_leader_silent<SM>(
-    raft: &raft_store::Raft<SM>,
+/// One round of the failure detector: who is silent, and the pacing of campaigns.
+struct Detector<'a> {
     me: NodeId,
-    silent: &BTreeSet<NodeId>,
-    campaigns: &mut HashMap<GroupId, Campaign>,
-    group: GroupId,
+    silent: BTreeSet<NodeId>,
+    campaigns: &'a mut HashMap<GroupId, Campaign>,
+    /// Between one rank's first campaign and the next rank's.
     stagger: Duration,
+    /// The first retry; each later one waits twice as long, up to `cap`.
     retry: Duration,
     cap: Duration,
-) -> bool
-where
-    SM: RaftStateMachine<TypeConfig>,
-{
-    let (leader, voters) = {
-        let m = raft.metrics();
-        let m = m.borrow_watched();
-        if m.state == ServerState::Leader {
-            return false;
+    /// Groups with a campaign still pending after this round.
+    pending: BTreeSet<GroupId>,
+}
+
+impl Detector<'_> {
+    /// Starts (or paces) a pre-vote in `group` if its leader's node is silent and this node
+    /// is a surviving voter.
+    async fn campaign<SM>(&mut self, group: GroupId, raft: &raft_store::Raft<SM>)
+    where
+        SM: RaftStateMachine<TypeConfig>,
+    {
+        let (leader, voters) = {
+            let m = raft.metrics();
+            let m = m.borrow_watched();
+            if m.state == ServerState::Leader {
+                return;
+            }
+            let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+            (m.current_leader, voters)
+        };
+        let Some(leader) = leader.filter(|l| self.silent.contains(l)) else {
+            return;
+        };
+        // The surviving voters in id order: the first campaigns at once, the next after a
+        // stagger, so they do not split the vote.
+        let mut alive: Vec<NodeId> = voters
+            .into_iter()
+            .filter(|v| !self.silent.contains(v))
+            .collect();
+        alive.sort_unstable();
+        let Some(rank) = alive.iter().position(|v| *v == self.me) else {
+            return;
+        };
+        self.pending.insert(group);
+        let now = Instant::now();
+        let c = self.campaigns.entry(group).or_insert(Campaign {
+            next: now + self.stagger * u32::try_from(rank).unwrap_or(u32::MAX),
+            attempts: 0,
+        });
+        if now < c.next {
+            return;
         }
-        let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
-        (m.current_leader, voters)
-    };
-    let Some(leader) = leader.filter(|l| silent.contains(l)) else {
-        return false;
-    };
-    // The surviving voters, in id order: the first campaigns at once, the next after a stagger.
-    let mut alive: Vec<NodeId> = voters.into_iter().filter(|v| !silent.contains(v)).collect();
-    alive.sort_unstable();
-    let Some(rank) = alive.iter().position(|v| *v == me) else {
-        return false;
-    };
-    let now = Instant::now();
-    let c = campaigns.entry(group).or_insert(Campaign {
-        next: now + stagger * rank as u32,
-        attempts: 0,
-    });
-    if now < c.next {
-        return true;
+        c.attempts += 1;
+        let backoff = self.retry * 2u32.saturating_pow(c.attempts.saturating_sub(1).min(16));
+        c.next = now + backoff.min(self.cap);
+        tracing::info!(
+            group,
+            leader,
+            attempt = c.attempts,
+            "leader's node is silent: pre-vote"
+        );
+        if let Err(e) = raft.trigger().elect(true).await {
+            tracing::debug!(group, error = %e, "election trigger");
+        }
     }
-    c.attempts += 1;
-    c.next = now + (retry * 2u32.saturating_pow(c.attempts - 1)).min(cap);
-    tracing::info!(
-        group,
-        leader,
-        attempt = c.attempts,
-        "leader's node is silent: pre-vote"
-    );
-    if let Err(e) = raft.trigger().elect(true).await {
-        tracing::debug!(group, error = %e, "election trigger");
-    }
-    true
 }
 
 /// The follower side, every few milliseconds: wakes followers whose leader stopped
@@ -550,38 +559,28 @@ async fn follower_round(node: &Node, campaigns: &mut HashMap<GroupId, Campaign>)
         campaigns.clear();
         return;
     }
-    let stagger = Duration::from_millis(node.config().election_min_ms / 2);
-    let retry = beat_interval(node);
-    let mut live = BTreeSet::new();
+    let mut detector = Detector {
+        me,
+        silent,
+        campaigns,
+        stagger: Duration::from_millis(node.config().election_min_ms / 2),
+        retry: beat_interval(node),
+        cap: max,
+        pending: BTreeSet::new(),
+    };
     for h in &handles {
-        let leader = h.current_leader();
-        if leader.is_some_and(|l| silent.contains(&l)) {
+        if h.current_leader()
+            .is_some_and(|l| detector.silent.contains(&l))
+        {
             h.quiet.wake(&h.raft);
         }
-        if campaign_if_leader_silent(
-            &h.raft, me, &silent, campaigns, h.group, stagger, retry, max,
-        )
-        .await
-        {
-            live.insert(h.group);
-        }
+        detector.campaign(h.group, &h.raft).await;
     }
-    let meta = raft_store::METADATA_GROUP;
-    if campaign_if_leader_silent(
-        node.meta_raft(),
-        me,
-        &silent,
-        campaigns,
-        meta,
-        stagger,
-        retry,
-        max,
-    )
-    .await
-    {
-        live.insert(meta);
-    }
-    campaigns.retain(|g, _| live.contains(g));
+    detector
+        .campaign(raft_store::METADATA_GROUP, node.meta_raft())
+        .await;
+    let pending = std::mem::take(&mut detector.pending);
+    campaigns.retain(|g, _| pending.contains(g));
 }
 
 /// How often the follower side runs: a quarter of the heartbeat interval (at least 5 ms).
@@ -603,7 +602,7 @@ pub async fn run(node: Node) {
             _ = tokio::time::sleep(step) => {}
         }
         follower_round(&node, &mut campaigns).await;
-        if i % per_beat == 0 {
+        if i.is_multiple_of(per_beat) {
             leader_round(&node, &mut idle, i / per_beat).await;
         }
         i += 1;
