@@ -92,6 +92,10 @@ async fn idle_partitions_quiesce_and_wake_on_produce_and_fetch() {
         "a quiet group changed leader"
     );
     assert_eq!(quiesced(&c, &c.ids()), 3 * PARTITIONS as usize);
+    // Quiet followers are still in sync: they keep confirming the leader's log.
+    let (s, b) = c.get(1, "/v1/cluster").await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["under_replicated_partitions"], 0, "{b}");
 
     // A fetch on a quiet leader answers (it renews the lease first) ...
     for p in 0..PARTITIONS {

@@ -200,10 +200,18 @@ impl PartitionHandle {
     pub fn status(&self) -> PartitionStatus {
         let p = *self.progress.borrow();
         // Copy what is needed out of the metrics; the borrow ends with this statement.
-        let (leader, replicas_lag) = {
+        let (leader, mut replicas_lag) = {
             let m = self.raft.metrics().borrow_watched().clone();
             (m.current_leader, replicas_lag(&m))
         };
+        // A quiet leader sends no heartbeats: its followers' last confirmation that they hold
+        // its whole log is their last agreement to stay quiet.
+        if let (Some(ago), Some(lags)) = (self.quiet.followers_confirmed_ago(), &mut replicas_lag) {
+            let ago = u64::try_from(ago.as_millis()).unwrap_or(u64::MAX);
+            for l in lags.iter_mut().filter(|l| l.lag == 0) {
+                l.last_ack_ms = Some(l.last_ack_ms.map_or(ago, |ms| ms.min(ago)));
+            }
+        }
         PartitionStatus {
             leader,
             high_watermark: p.high_watermark,

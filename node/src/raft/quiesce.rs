@@ -98,6 +98,9 @@ struct Quiesced {
     as_leader: bool,
     /// A follower wakes by itself after this, unless its leader re-asserts the quiescence.
     until: Instant,
+    /// A leader: when every follower last agreed (at quiescence or a re-assertion), which
+    /// also confirms they are still in sync.
+    agreed: Instant,
 }
 
 /// The quiescence state of one partition replica ([`PartitionHandle::quiet`]).
@@ -125,6 +128,24 @@ impl Quiet {
         self.is_quiesced() && lock(&self.state).is_some_and(|q| q.as_leader)
     }
 
+    /// For a quiesced leader, how long ago every follower last confirmed it holds the
+    /// leader's whole log (a quiet group has no heartbeat replies to show that).
+    pub fn followers_confirmed_ago(&self) -> Option<Duration> {
+        if !self.is_quiesced() {
+            return None;
+        }
+        lock(&self.state)
+            .filter(|q| q.as_leader)
+            .map(|q| q.agreed.elapsed())
+    }
+
+    /// Records that every follower re-asserted the leader's quiescence.
+    fn confirmed(&self) {
+        if let Some(q) = lock(&self.state).as_mut().filter(|q| q.as_leader) {
+            q.agreed = Instant::now();
+        }
+    }
+
     fn activity(&self) -> u64 {
         self.activity.load(Ordering::SeqCst)
     }
@@ -140,6 +161,7 @@ impl Quiet {
             leader,
             as_leader: false,
             until,
+            agreed: Instant::now(),
         });
         self.quiesced.store(true, Ordering::SeqCst);
         if fresh {
@@ -162,6 +184,7 @@ impl Quiet {
                 leader: me,
                 as_leader: true,
                 until: far_future(),
+                agreed: Instant::now(),
             });
             self.quiesced.store(true, Ordering::SeqCst);
             raft.runtime_config().tick(false);
@@ -453,6 +476,8 @@ async fn leader_round(
             {
                 tracing::debug!(group = c.handle.group, "partition quiesced");
             }
+        } else if c.already && agreed {
+            c.handle.quiet.confirmed();
         } else if c.already && !agreed {
             // A follower no longer agrees (it restarted, or its state moved): run normally
             // again until the group can quiesce anew.
