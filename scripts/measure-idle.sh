@@ -85,10 +85,19 @@ n=0
 while ((left > 0)); do
     this=$((left < PER_TOPIC ? left : PER_TOPIC))
     n=$((n + 1))
-    code="$(curl -s -o /dev/null -w '%{http_code}' -XPOST "$base/v1/topics" \
-        -H 'content-type: application/json' \
-        -d "{\"name\":\"idle-$n\",\"partitions\":$this,\"replication_factor\":3}")"
-    [[ "$code" == 201 || "$code" == 200 ]] || die "creating topic idle-$n answered $code"
+    # Bounded retries: a busy metadata leader may answer a retryable error; a retry after a
+    # create whose answer was lost finds the topic there (409).
+    for attempt in 1 2 3 4 5; do
+        body="$(curl -s --max-time 120 -w '\n%{http_code}' -XPOST "$base/v1/topics" \
+            -H 'content-type: application/json' \
+            -d "{\"name\":\"idle-$n\",\"partitions\":$this,\"replication_factor\":3}")" || true
+        code="${body##*$'\n'}"
+        [[ "$code" == 201 || "$code" == 200 ]] && break
+        [[ "$code" == 409 && $attempt -gt 1 ]] && break
+        ((attempt < 5)) || die "creating topic idle-$n answered $code: ${body:0:300}"
+        info "creating topic idle-$n answered $code (${body:0:200}); retrying"
+        sleep 3
+    done
     left=$((left - this))
 done
 

@@ -59,6 +59,10 @@ pub const BEAT_PATH: &str = "/raft-node/beat";
 pub const FOLLOWER_LEASE_BEATS: u32 = 8;
 /// A leader re-asserts the quiescence of its quiet groups every this many beats.
 const REASSERT_EVERY: u64 = 2;
+/// At most this many campaigns start per detector round (a quarter of a heartbeat interval):
+/// a node that leads thousands of groups fails over in waves instead of one storm of
+/// pre-votes. Groups left for later are awake, so openraft's own election timer covers them.
+const CAMPAIGNS_PER_ROUND: usize = 64;
 
 /// The message a node sends each peer once per heartbeat interval: it proves the sender is
 /// alive, and asks the peer to quiesce (or to stay quiesced in) the listed groups.
@@ -398,8 +402,19 @@ async fn leader_round(
             continue;
         }
         let activity = handle.quiet.activity();
-        let m = handle.raft.metrics().borrow_watched().clone();
         let already = handle.quiet.is_quiesced_leader();
+        if already && !reassert {
+            continue;
+        }
+        let m = {
+            let metrics = handle.raft.metrics();
+            let m = metrics.borrow_watched();
+            if m.state != ServerState::Leader && !already {
+                idle.remove(&handle.group);
+                continue;
+            }
+            m.clone()
+        };
         let Some(followers) = quiescible(&m, me) else {
             idle.remove(&handle.group);
             if already {
@@ -410,9 +425,6 @@ async fn leader_round(
         let since = idle.entry(handle.group).or_insert((m.last_log_index, now));
         if since.0 != m.last_log_index {
             *since = (m.last_log_index, now);
-            continue;
-        }
-        if already && !reassert {
             continue;
         }
         if !already && now.duration_since(since.1) < quiesce_after {
@@ -500,9 +512,11 @@ struct Detector<'a> {
     campaigns: &'a mut HashMap<GroupId, Campaign>,
     /// Between one rank's first campaign and the next rank's.
     stagger: Duration,
-    /// The first retry; each later one waits twice as long, up to `cap`.
+    /// Between two campaigns of one group (the lease: a pre-vote refused because a voter
+    /// still held a lease can succeed one lease later).
     retry: Duration,
-    cap: Duration,
+    /// Campaigns this round may still start.
+    budget: usize,
     /// Groups with a campaign still pending after this round.
     pending: BTreeSet<GroupId>,
 }
@@ -542,12 +556,12 @@ impl Detector<'_> {
             next: now + self.stagger * u32::try_from(rank).unwrap_or(u32::MAX),
             attempts: 0,
         });
-        if now < c.next {
+        if now < c.next || self.budget == 0 {
             return;
         }
+        self.budget -= 1;
         c.attempts += 1;
-        let backoff = self.retry * 2u32.saturating_pow(c.attempts.saturating_sub(1).min(16));
-        c.next = now + backoff.min(self.cap);
+        c.next = now + self.retry;
         tracing::info!(
             group,
             leader,
@@ -561,8 +575,10 @@ impl Detector<'_> {
 }
 
 /// The follower side, every few milliseconds: wakes followers whose leader stopped
-/// re-asserting, and campaigns for groups whose leader's node went silent.
-async fn follower_round(node: &Node, campaigns: &mut HashMap<GroupId, Campaign>) {
+/// re-asserting, and campaigns for groups whose leader's node went silent. A node that was
+/// itself `starved` (this round ran late) wakes groups but starts no campaign: the silence
+/// may be its own, and openraft's election timers still run in every awake group.
+async fn follower_round(node: &Node, campaigns: &mut HashMap<GroupId, Campaign>, starved: bool) {
     let me = node.id();
     let now = Instant::now();
     let max = Duration::from_millis(node.config().election_max_ms);
@@ -589,8 +605,8 @@ async fn follower_round(node: &Node, campaigns: &mut HashMap<GroupId, Campaign>)
         silent,
         campaigns,
         stagger: Duration::from_millis(node.config().election_min_ms / 2),
-        retry: beat_interval(node),
-        cap: max,
+        retry: max,
+        budget: if starved { 0 } else { CAMPAIGNS_PER_ROUND },
         pending: BTreeSet::new(),
     };
     for h in &handles {
@@ -622,11 +638,13 @@ pub async fn run(node: Node) {
     let mut campaigns = HashMap::new();
     let mut i: u64 = 0;
     loop {
+        let due = tokio::time::Instant::now() + step;
         tokio::select! {
             _ = node.inner.cancel.cancelled() => return,
-            _ = tokio::time::sleep(step) => {}
+            _ = tokio::time::sleep_until(due) => {}
         }
-        follower_round(&node, &mut campaigns).await;
+        let starved = due.elapsed() > step;
+        follower_round(&node, &mut campaigns, starved).await;
         if i.is_multiple_of(per_beat) {
             leader_round(&node, &mut idle, i / per_beat).await;
         }
