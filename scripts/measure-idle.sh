@@ -17,6 +17,7 @@ DIR="${TMPDIR:-/tmp}/raftka-measure-idle"
 NODE_BIN=""
 READY_TIMEOUT=600
 USE=0
+SETTLE_EACH=0
 
 usage() {
     cat <<EOF
@@ -38,6 +39,9 @@ Options:
   --node-bin PATH    raftka-node binary (default: cluster.sh's, target/debug/raftka-node;
                      measure release builds)
   --ready-timeout S  bound on waiting for the leaders (default $READY_TIMEOUT)
+  --settle-each      after each topic, wait (bounded by --ready-timeout) until all replicas
+                     created so far are quiesced before creating the next (the way to reach
+                     thousands of partitions on a small machine: creation bursts are costly)
   --use              afterwards, produce one record to every partition (one request per
                      topic, through node 1) and read each back through node 2, then report
                      how long that took and the idle cost again
@@ -56,6 +60,7 @@ while (($# > 0)); do
         --node-bin) NODE_BIN="${2:?}"; shift 2 ;;
         --ready-timeout) READY_TIMEOUT="${2:?}"; shift 2 ;;
         --use) USE=1; shift ;;
+        --settle-each) SETTLE_EACH=1; shift ;;
         -h | --help) usage; exit 0 ;;
         *) die "unknown option '$1' (see $PROG --help)" ;;
     esac
@@ -99,6 +104,22 @@ while ((left > 0)); do
         sleep 3
     done
     left=$((left - this))
+    if ((SETTLE_EACH)); then
+        want=$((3 * (PARTITIONS - left)))
+        settle_deadline=$(($(now_s) + READY_TIMEOUT))
+        while :; do
+            quiet=0
+            for i in 1 2 3; do
+                q="$(curl -s --max-time 30 "$(node_url "$i")/metrics" |
+                    awk '/^raftka_partition_groups_quiesced / {print $2}' || true)"
+                quiet=$((quiet + ${q:-0}))
+            done
+            ((quiet >= want)) && break
+            (($(now_s) < settle_deadline)) || die "only $quiet of $want replicas quiet after ${READY_TIMEOUT} s"
+            sleep 2
+        done
+        info "$((PARTITIONS - left)) partitions created, all $want replicas quiet"
+    fi
 done
 
 # Bounded by READY_TIMEOUT: every partition led, none under-replicated.
@@ -139,7 +160,7 @@ measure() {
             'BEGIN { printf "%.1f", 100 * (a - b) / ((t1 - t0) / 1e9) }')"
         total="$(awk -v t="$total" -v p="$pct" 'BEGIN { printf "%.1f", t + p }')"
         quiet="$(curl -s --max-time 30 "$(node_url $((i + 1)))/metrics" |
-            awk '/^raftka_partition_groups_quiesced / {print $2}')"
+            awk '/^raftka_partition_groups_quiesced / {print $2}' || true)"
         printf '%-6s %-8s %12s %10s %10s\n' "$((i + 1))" "${pids[$i]}" "$pct" "$((rss_kb / 1024))" "${quiet:-?}"
     done
     printf 'total: %s%% of a core over 3 nodes (%s%% per node)\n' "$total" \

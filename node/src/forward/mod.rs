@@ -133,10 +133,12 @@ impl Node {
                         }
                         return Err(finish(e));
                     }
-                    // Retry at once when we learnt the leader; back off when there is none.
+                    // Retry at once when we learnt the leader; back off when there is none,
+                    // by at most 50 ms: an election takes a few round trips once it starts,
+                    // and a longer step would add up to its length to every failover.
                     if hint.is_none() || bouncing {
                         tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_millis(250));
+                        backoff = (backoff * 2).min(Duration::from_millis(50));
                     }
                 }
                 Err(e) => return Err(finish(e)),

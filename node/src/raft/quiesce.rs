@@ -512,8 +512,8 @@ struct Detector<'a> {
     campaigns: &'a mut HashMap<GroupId, Campaign>,
     /// Between one rank's first campaign and the next rank's.
     stagger: Duration,
-    /// Between two campaigns of one group (the lease: a pre-vote refused because a voter
-    /// still held a lease can succeed one lease later).
+    /// Between two campaigns of one group: a pre-vote refused because the other voter heard
+    /// the leader a moment later than this node (its lease still ran) succeeds on a retry.
     retry: Duration,
     /// Campaigns this round may still start.
     budget: usize,
@@ -605,7 +605,7 @@ async fn follower_round(node: &Node, campaigns: &mut HashMap<GroupId, Campaign>,
         silent,
         campaigns,
         stagger: Duration::from_millis(node.config().election_min_ms / 2),
-        retry: max,
+        retry: beat_interval(node),
         budget: if starved { 0 } else { CAMPAIGNS_PER_ROUND },
         pending: BTreeSet::new(),
     };
