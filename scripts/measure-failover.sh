@@ -33,16 +33,24 @@ json_get() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 for run in $(seq 1 "$runs"); do
   topic="failover-$(date +%s)-$run"
   base="$(node_addr 1)"
-  # Bounded retries: right after the previous run's restart the cluster may still be settling.
-  leader=""
-  for _ in $(seq 1 30); do
-    curl -sf -XPOST "http://$base/v1/topics" -H 'content-type: application/json' \
-      -d "{\"name\":\"$topic\",\"partitions\":1,\"replication_factor\":3}" >/dev/null 2>&1 || true
-    leader="$(curl -sf "http://$base/v1/topics/$topic" 2>/dev/null | json_get 'd["partitions"][0]["leader"]' 2>/dev/null || true)"
-    [[ "$leader" =~ ^[0-9]+$ ]] && break
-    sleep 1
+  # Just after the previous run's restart, a node may not count the restarted one as live yet
+  # and refuses a replication factor of 3 for a moment: retry, at most 60 times 0.5 s.
+  code=""
+  for _ in $(seq 1 60); do
+    code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -XPOST "http://$base/v1/topics" \
+      -H 'content-type: application/json' \
+      -d "{\"name\":\"$topic\",\"partitions\":1,\"replication_factor\":3}" || true)"
+    case "$code" in 200 | 201 | 409) break ;; esac
+    sleep 0.5
   done
-  [[ "$leader" =~ ^[0-9]+$ ]] || die "run $run: topic $topic has no leader after 30 s"
+  case "$code" in 200 | 201 | 409) ;; *) die "creating topic $topic through $base answered $code" ;; esac
+  leader=""
+  for _ in $(seq 1 60); do
+    leader="$(curl -sf --max-time 10 "http://$base/v1/topics/$topic" | json_get 'd["partitions"][0]["leader"]' || true)"
+    [[ "$leader" =~ ^[0-9]+$ ]] && break
+    sleep 0.5
+  done
+  [[ "$leader" =~ ^[0-9]+$ ]] || die "topic $topic has no leader after 30 s"
   via=""
   for i in $(seq 1 "$CL_NODES"); do
     [ "$i" != "$leader" ] && { via="$(node_addr "$i")"; break; }
