@@ -228,13 +228,19 @@ stop_cluster() {
     "$RAFTKA_ROOT/scripts/cluster.sh" stop --dir "$1" >/dev/null 2>&1 || true
 }
 
-# start_cluster DIR BASE_PORT — a 3-node cluster of $NODE_BIN on 127.0.0.1:BASE_PORT..+2.
-start_cluster() {
-    local dir="$1" base="$2" port
-    for ((port = base; port < base + 3; port++)); do
+# claim_cluster DIR BASE_PORT — checks the 3 ports are free and records DIR for cleanup.
+claim_cluster() {
+    local port
+    for ((port = $2; port < $2 + 3; port++)); do
         ensure_port_free "$port"
     done
-    CLUSTER_DIRS+=("$dir")
+    CLUSTER_DIRS+=("$1")
+}
+
+# start_cluster DIR BASE_PORT — a 3-node cluster of $NODE_BIN on 127.0.0.1:BASE_PORT..+2.
+start_cluster() {
+    local dir="$1" base="$2"
+    claim_cluster "$dir" "$base"
     "$RAFTKA_ROOT/scripts/cluster.sh" start -n 3 --clean --dir "$dir" --base-port "$base" \
         --bin "$NODE_BIN" >/dev/null
 }
@@ -909,11 +915,8 @@ run_redis() {
 # run_idle P — scripts/measure-idle.sh with P partitions on its own cluster (WORK/idle, ports
 # IDLE_BASE_PORT..+2); it stops that cluster itself, and so does cleanup when interrupted.
 run_idle() {
-    local p="$1" dir="$WORK/idle" port
-    for ((port = IDLE_BASE_PORT; port < IDLE_BASE_PORT + 3; port++)); do
-        ensure_port_free "$port"
-    done
-    CLUSTER_DIRS+=("$dir")
+    local p="$1" dir="$WORK/idle"
+    claim_cluster "$dir" "$IDLE_BASE_PORT"
     info "idle cost of $p partitions (scripts/measure-idle.sh, ${IDLE_WARMUP} s warm-up, ${IDLE_SECONDS} s window)"
     NO_COLOR=1 timeout "$((IDLE_READY_TIMEOUT + IDLE_WARMUP + IDLE_SECONDS + 300))" \
         "$RAFTKA_ROOT/scripts/measure-idle.sh" --node-bin "$NODE_BIN" --partitions "$p" --dir "$dir" \

@@ -367,7 +367,6 @@ fn quiescible(m: &RaftMetrics<TypeConfig>, me: NodeId) -> Option<Vec<NodeId>> {
 struct Candidate {
     handle: PartitionHandle,
     activity: u64,
-    followers: Vec<NodeId>,
     already: bool,
     /// The item's position in each follower's beat.
     slots: Vec<(NodeId, usize)>,
@@ -447,7 +446,6 @@ async fn leader_round(
             candidates.push(Candidate {
                 handle,
                 activity,
-                followers,
                 already,
                 slots,
             });
@@ -473,14 +471,13 @@ async fn leader_round(
         futures::future::join_all(sends).await.into_iter().collect();
 
     for c in candidates {
-        let agreed = c.followers.len() == c.slots.len()
-            && c.slots.iter().all(|(peer, at)| {
-                replies
-                    .get(peer)
-                    .and_then(|r| r.get(*at))
-                    .copied()
-                    .unwrap_or(false)
-            });
+        let agreed = c.slots.iter().all(|(peer, at)| {
+            replies
+                .get(peer)
+                .and_then(|r| r.get(*at))
+                .copied()
+                .unwrap_or(false)
+        });
         if !c.already && agreed {
             if c.handle
                 .quiet

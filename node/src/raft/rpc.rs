@@ -65,11 +65,7 @@ async fn require_secret(State(node): State<Node>, req: Request, next: Next) -> R
     }
     // A node removed from the cluster is fenced: whatever it still believes (an old
     // configuration, a stale term), its votes, appends and forwarded requests go nowhere.
-    let sender = req
-        .headers()
-        .get(SENDER_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.trim().parse::<raft_store::NodeId>().ok());
+    let sender = sender_of(req.headers());
     if let Some(id) = sender.filter(|id| node.is_removed(*id)) {
         return ApiError::new(
             ErrorCode::InvalidNodeState,
@@ -81,6 +77,14 @@ async fn require_secret(State(node): State<Node>, req: Request, next: Next) -> R
         node.liveness().heard(id);
     }
     next.run(req).await
+}
+
+/// The sending node's id from `x-raftka-from`, if the header is there and well formed.
+fn sender_of(headers: &axum::http::HeaderMap) -> Option<raft_store::NodeId> {
+    headers
+        .get(SENDER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse().ok())
 }
 
 /// Accepts a peer's internal wire version in `OLDEST_WIRE_VERSION..=WIRE_VERSION` (no header:
@@ -227,11 +231,7 @@ async fn beat(State(node): State<Node>, headers: axum::http::HeaderMap, body: By
         Ok(b) => b,
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
-    let sender = headers
-        .get(SENDER_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.trim().parse::<raft_store::NodeId>().ok())
-        .filter(|id| *id != 0);
+    let sender = sender_of(&headers).filter(|id| *id != 0);
     let reply: super::quiesce::BeatReply = match sender {
         Some(id) => super::quiesce::serve_beat(&node, id, &beat),
         None => vec![false; beat.quiesce.len()],
